@@ -1,0 +1,177 @@
+"""Job records in the bucket, and the actions that only read them.
+
+``jobs/<id>/job.json`` is written when a ``tts`` job starts, at every stage,
+and last with the result or the error. Objects are written before the record
+that names them, so a reader never sees a result whose files are missing.
+``status``, ``result`` and ``download`` read records and object heads only:
+any worker answers them at once, without a model.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Optional
+
+from errors import INVALID_INPUT, JOB_FAILED, NOT_FOUND, WorkerError
+from s3_utils import Storage, content_type_for
+
+log = logging.getLogger(__name__)
+
+IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED = "IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED"
+STAGES = ("loading_model", "reference", "generating", "timing", "uploading")
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def job_prefix(job_id: str) -> str:
+    return f"jobs/{job_id}/"
+
+
+def record_key(job_id: str) -> str:
+    return f"jobs/{job_id}/job.json"
+
+
+@dataclass
+class JobRecord:
+    job_id: str
+    status: str = IN_PROGRESS
+    stage: Optional[str] = None
+    created_at: str = field(default_factory=now_iso)
+    updated_at: str = field(default_factory=now_iso)
+    error: Optional[str] = None
+    attempt: int = 1
+    result: Optional[dict] = None
+
+    def summary(self) -> dict:
+        """What ``status`` returns."""
+        out = {"job_id": self.job_id, "status": self.status,
+               "created_at": self.created_at, "updated_at": self.updated_at}
+        if self.status == IN_PROGRESS:
+            out["stage"] = self.stage
+        if self.status == FAILED:
+            out["error"] = self.error
+        return out
+
+
+def read_record(storage: Storage, job_id: str) -> Optional[JobRecord]:
+    data = storage.get_json(record_key(job_id))
+    if data is None:
+        return None
+    known = {name: data[name] for name in JobRecord.__dataclass_fields__ if name in data}
+    return JobRecord(**known)
+
+
+class JobTracker:
+    """Keeps one job's record up to date while it runs."""
+
+    def __init__(self, storage: Storage, job_id: str):
+        self.storage = storage
+        self.record = JobRecord(job_id)
+        self.written: list = []
+        self.started = time.monotonic()
+
+    def begin(self) -> Optional[dict]:
+        """Start the record; return a finished result if this job id already completed.
+
+        RunPod may deliver a job twice. A completed run is answered from its
+        record; an interrupted or failed one is run again from a clean prefix.
+        """
+        previous = read_record(self.storage, self.record.job_id)
+        if previous and previous.status == COMPLETED and previous.result:
+            log.info("job %s: already completed, returning the stored result",
+                     self.record.job_id)
+            return previous.result
+        if previous:
+            self.record.created_at = previous.created_at
+            self.record.attempt = previous.attempt + 1
+            self._remove_objects()
+        self._write()
+        return None
+
+    def stage(self, name: str) -> None:
+        self.record.stage = name
+        self._write()
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store a job object and remember it, so a failure can take it back."""
+        self.written.append(key)
+        self.storage.put_bytes(key, data, content_type_for(key))
+
+    def complete(self, result: dict) -> None:
+        self.record.status, self.record.stage, self.record.result = COMPLETED, None, result
+        self._write()
+
+    def fail(self, error: str) -> None:
+        """Record the error and remove what this run stored; never raises."""
+        try:
+            if self.written:
+                self.storage.delete(self.written)
+            self.record.status, self.record.error = FAILED, error
+            self._write()
+        except Exception:  # noqa: BLE001 - the caller's error matters more than this one
+            log.exception("job %s: could not record the failure", self.record.job_id)
+
+    def _remove_objects(self) -> None:
+        stale = [info.key for info in self.storage.list(job_prefix(self.record.job_id))
+                 if info.key != record_key(self.record.job_id)]
+        if stale:
+            self.storage.delete(stale)
+
+    def _write(self) -> None:
+        self.record.updated_at = now_iso()
+        self.storage.put_json(record_key(self.record.job_id), asdict(self.record))
+
+
+def status(storage: Storage, job_id: str) -> dict:
+    record = read_record(storage, job_id)
+    if record is None:
+        raise WorkerError(NOT_FOUND, f"job {job_id} does not exist (or has not started yet)")
+    return record.summary()
+
+
+def result(storage: Storage, job_id: str, expires_in: int) -> dict:
+    record = read_record(storage, job_id)
+    if record is None:
+        raise WorkerError(NOT_FOUND, f"job {job_id} does not exist (or has not started yet)")
+    if record.status == FAILED:
+        raise WorkerError(JOB_FAILED, f"job {job_id} failed: {record.error}")
+    if record.status != COMPLETED or not record.result:
+        return {"job_id": job_id, "status": record.status}
+    return with_fresh_urls(storage, record.result, expires_in)
+
+
+def with_fresh_urls(storage: Storage, stored: dict, expires_in: int) -> dict:
+    out = dict(stored)
+    out["audio_url"] = storage.presign(stored["audio_key"], expires_in)
+    if stored.get("timing_key"):
+        out["timing_url"] = storage.presign(stored["timing_key"], expires_in)
+        out["timing_files"] = {stored["timing_format"]: out["timing_url"]}
+    out["url_expires_in"] = expires_in
+    return out
+
+
+def job_file_key(storage: Storage, job_id: str, file: str) -> str:
+    record = read_record(storage, job_id)
+    if record is None:
+        raise WorkerError(NOT_FOUND, f"job {job_id} does not exist")
+    if record.status != COMPLETED or not record.result:
+        raise WorkerError(NOT_FOUND, f"job {job_id} has no files yet (status "
+                          f"{record.status})")
+    key = record.result.get("audio_key" if file == "audio" else "timing_key")
+    if not key:
+        raise WorkerError(NOT_FOUND, f"job {job_id} has no {file} file; timing files exist "
+                          "only for jobs run with return_word_timings")
+    return key
+
+
+def download(storage: Storage, key: str, what: str, expires_in: int) -> dict:
+    """A presigned URL for a key the caller may have (decided by the caller)."""
+    if not key.startswith(("jobs/", "voices/")):
+        raise WorkerError(INVALID_INPUT, "only job and voice files can be downloaded")
+    info = storage.require(key, what)
+    return {"url": storage.presign(key, expires_in), "key": key, "expires_in": expires_in,
+            "size_bytes": info.size, "content_type": content_type_for(key)}

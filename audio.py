@@ -128,7 +128,8 @@ def load_reference(path: Path) -> Reference:
     if info.duration > MAX_SECONDS + 1:
         raise WorkerError(UNSUPPORTED_MEDIA, f"the audio lasts {info.duration:.1f} s; "
                           f"send {MIN_SECONDS:.0f} to {MAX_SECONDS:.0f} s")
-    samples = decode(path, info.container)
+    # Decode a little past the limit so an over-long file is refused, not cut.
+    samples = decode(path, info.container, MAX_SECONDS + 1)
     original = len(samples) / SAMPLE_RATE
     check_speech(samples, original)
     clipped = clip_at_silence(samples, SAMPLE_RATE, MAX_REFERENCE_SECONDS)
@@ -137,7 +138,7 @@ def load_reference(path: Path) -> Reference:
 
 
 def check_speech(samples: np.ndarray, duration: float) -> None:
-    if not MIN_SECONDS <= duration <= MAX_SECONDS:
+    if not MIN_SECONDS <= duration <= MAX_SECONDS + 0.05:
         raise WorkerError(UNSUPPORTED_MEDIA, f"the audio lasts {duration:.2f} s; send "
                           f"{MIN_SECONDS:.0f} to {MAX_SECONDS:.0f} s")
     if not np.isfinite(samples).all() or float(np.abs(samples).max()) < SILENCE_PEAK:

@@ -189,7 +189,7 @@ def _load(spec: ModelSpec) -> LoadedModel:
                           f"{str(exc)[:200]}); check F5TTS_MODEL, F5TTS_CKPT_FILE, "
                           "F5TTS_VOCAB_FILE and VOCODER_LOCAL_PATH") from exc
     seconds = time.monotonic() - started
-    log.info("model %s loaded on %s in %.2f s (attention: %s)", spec.name, spec.device,
+    log.info("model %s loaded on %s in %.2f s (attention: %s)", config.model.name, spec.device,
              seconds, arch["attn_backend"])
     return LoadedModel(spec, model, vocoder, mel.mel_spec_type, int(mel.target_sample_rate),
                        int(mel.hop_length), arch["attn_backend"], seconds)

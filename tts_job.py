@@ -62,6 +62,7 @@ def run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage) 
         return jobs.with_fresh_urls(storage, finished, settings.presigned_url_expiry)
     try:
         stored = _run(request, job_id, settings, storage, tracker)
+        tracker.complete(stored)
     except WorkerError as exc:
         tracker.fail(str(exc))
         raise
@@ -71,7 +72,6 @@ def run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage) 
                             "the worker log has the details")
         tracker.fail(str(error))
         raise error from exc
-    tracker.complete(stored)
     return jobs.with_fresh_urls(storage, stored, settings.presigned_url_expiry)
 
 

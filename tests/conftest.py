@@ -54,3 +54,144 @@ def s3_env(s3_endpoint):
 def local_env(tmp_path):
     """Env for the local-directory backend in a temp folder."""
     return {"STORAGE_BACKEND": "local", "LOCAL_STORAGE_DIR": str(tmp_path / "storage")}
+
+
+def _package_reference() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("f5_tts")
+    return Path(list(spec.submodule_search_locations)[0]) / "infer/examples/basic/basic_ref_en.wav"
+
+
+REFERENCE_TEXT = "Some call me nature, others call me mother nature."
+
+
+@pytest.fixture(scope="session")
+def reference_wav() -> bytes:
+    """Real speech: the clip the f5-tts package ships (5.3 s, 24 kHz mono)."""
+    return _package_reference().read_bytes()
+
+
+@pytest.fixture(scope="session")
+def long_reference_wav(reference_wav) -> bytes:
+    """About 17 s of speech with pauses: three takes of the package clip."""
+    import io
+
+    import numpy as np
+    import soundfile
+
+    samples, rate = soundfile.read(io.BytesIO(reference_wav), dtype="float32")
+    pause = np.zeros(int(0.4 * rate), dtype=np.float32)
+    joined = np.concatenate([samples, pause, samples, pause, samples])
+    buffer = io.BytesIO()
+    soundfile.write(buffer, joined, rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+class Worker:
+    """Runs jobs through the real handler with a given environment."""
+
+    def __init__(self, monkeypatch, env: dict):
+        self.env = dict(env)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        self._numbers = itertools.count()
+
+    def __call__(self, payload: dict, job_id: str = None) -> dict:
+        import handler
+
+        job_id = job_id or f"job-{os.getpid()}-{next(self._numbers)}"
+        return handler.handler({"id": job_id, "input": payload})
+
+    @property
+    def storage(self):
+        from s3_utils import get_storage
+        from settings import load_settings
+
+        return get_storage(load_settings(self.env))
+
+
+_WORKER_ENV_NAMES = ("STORAGE_BACKEND", "LOCAL_STORAGE_DIR", "S3_BUCKET", "S3_PREFIX",
+                     "AWS_ENDPOINT_URL", "DEFAULT_VOICE", "ALLOW_PRIVATE_URLS",
+                     "F5TTS_MODEL_CONFIG", "F5TTS_CKPT_FILE", "F5TTS_VOCAB_FILE",
+                     "VOCODER_LOCAL_PATH", "DEVICE", "LAZY_INSTALL", "MAX_TEXT_CHARS",
+                     "MAX_UPLOAD_BYTES", "ASR_MODEL")
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in _WORKER_ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DEVICE", "cpu")
+    return monkeypatch
+
+
+@pytest.fixture
+def local_worker(clean_env, local_env):
+    return Worker(clean_env, local_env)
+
+
+@pytest.fixture
+def s3_worker(clean_env, s3_env):
+    return Worker(clean_env, s3_env)
+
+
+@pytest.fixture
+def http_files():
+    """A local HTTP server: ``serve(path, body)`` and ``redirect(path, to)``; yields it."""
+    import http.server
+    import threading
+
+    routes = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            status, headers, body = routes.get(self.path, (404, {}, b"missing"))
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    class Files:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+
+        def serve(self, path, body, status=200, headers=None):
+            routes[path] = (status, headers or {}, body)
+            return self.base + path
+
+        def redirect(self, path, to, status=302):
+            routes[path] = (status, {"Location": to}, b"")
+            return self.base + path
+
+    try:
+        yield Files()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict:
+    """Env selecting a tiny F5-TTS checkpoint and vocos folder, built once a session."""
+    from tests.tiny_models import tiny_model_env
+
+    return tiny_model_env(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture
+def tts_worker(clean_env, local_env, tiny_models):
+    return Worker(clean_env, {**local_env, **tiny_models})
+
+
+@pytest.fixture
+def s3_tts_worker(clean_env, s3_env, tiny_models):
+    return Worker(clean_env, {**s3_env, **tiny_models})

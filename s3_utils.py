@@ -164,7 +164,9 @@ class LocalStorage(Storage):
         return ObjectInfo(key, stat.st_size, stat.st_mtime)
 
     def list(self, prefix):
-        base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
+        # S3 prefixes are plain string prefixes: walk the folder that holds them.
+        folder = prefix if prefix.endswith("/") else prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        base = self._path(folder.rstrip("/")) if folder.strip("/") else self.root
         if not base.is_dir():
             return
         for path in sorted(base.rglob("*")):
@@ -216,7 +218,8 @@ class S3Storage(Storage):
         try:
             return function(*args, **kwargs)
         except ClientError as exc:
-            if _status(exc) == 404 or _code(exc) in ("NoSuchKey", "NotFound"):
+            # A missing bucket is a 404 too, but it is the operator's error.
+            if _code(exc) in ("NoSuchKey", "NotFound", "404"):
                 return _MISSING
             raise _storage_error(what, exc) from exc
         except (BotoCoreError, OSError) as exc:
@@ -267,7 +270,10 @@ class S3Storage(Storage):
     def list(self, prefix):
         paginator = self.client.get_paginator("list_objects_v2")
         pages = paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix))
-        for page in self._call(f"listing {prefix}", list, pages):
+        listed = self._call(f"listing {prefix}", list, pages)
+        if listed is _MISSING:
+            raise WorkerError(STORAGE_ERROR, f"listing {prefix} failed: the bucket does not exist")
+        for page in listed:
             for item in page.get("Contents", []):
                 yield ObjectInfo(item["Key"][len(self.prefix):], item["Size"],
                                  item["LastModified"].timestamp())
@@ -310,7 +316,7 @@ def _client_config(settings: Settings):
         # R2 and recent MinIO refuse.
         signature_version="s3v4",
         s3={"addressing_style": settings.s3_addressing_style},
-        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
         connect_timeout=10,
         read_timeout=60,
         # boto3 >= 1.36 adds CRC checksums to every request by default, which

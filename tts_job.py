@@ -78,15 +78,17 @@ def run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage) 
 def _run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage,
          tracker: jobs.JobTracker) -> dict:
     metrics, started = Metrics(), time.perf_counter()
+    # The caller's reference first: a missing voice or a refused URL fails
+    # before the model is loaded for nothing.
+    tracker.stage("reference")
+    with metrics.stage("reference"):
+        reference = _reference(request, settings, storage, job_id)
     tracker.stage("loading_model")
     with metrics.stage("model_load"):
         loaded_before = tts_engine.is_loaded()
         model = tts_engine.get_model(settings)
     if loaded_before:
         metrics.model_load = 0.0
-    tracker.stage("reference")
-    with metrics.stage("reference"):
-        reference = _reference(request, settings, storage, job_id)
     tracker.stage("generating")
     seed = request.seed if request.seed is not None else secrets.randbelow(tts_engine.MAX_SEED + 1)
     with metrics.stage("inference"):

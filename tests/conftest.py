@@ -195,3 +195,51 @@ def tts_worker(clean_env, local_env, tiny_models):
 @pytest.fixture
 def s3_tts_worker(clean_env, s3_env, tiny_models):
     return Worker(clean_env, {**s3_env, **tiny_models})
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def local_api(tmp_path, tiny_models):
+    """``python handler.py --rp_serve_api`` on a free port, with local storage and the
+    tiny models; yields (base_url, env). The server is stopped afterwards."""
+    import subprocess
+    import time
+
+    import requests
+
+    port = _free_port()
+    env = {**os.environ, **tiny_models, "STORAGE_BACKEND": "local", "DEVICE": "cpu",
+           "LOCAL_STORAGE_DIR": str(tmp_path / "storage"), "LAZY_INSTALL": "off"}
+    for name in ("S3_BUCKET", "AWS_ENDPOINT_URL", "DEFAULT_VOICE"):
+        env.pop(name, None)
+    log_path = tmp_path / "server.log"
+    with open(log_path, "wb") as log_file:
+        server = subprocess.Popen(
+            [sys.executable, "handler.py", "--rp_serve_api", "--rp_api_host", "127.0.0.1",
+             "--rp_api_port", str(port)], cwd=ROOT, env=env, stdout=log_file,
+            stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                requests.get(base + "/docs", timeout=2)
+                break
+            except requests.ConnectionError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("local API did not start:\n" + log_path.read_text())
+                time.sleep(0.3)
+        yield base, env, log_path
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()

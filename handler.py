@@ -5,7 +5,11 @@ traceback goes to the log with the job id.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import sys
+from dataclasses import dataclass
+from typing import Optional
 
 import jobs
 import model_cache_init
@@ -15,54 +19,68 @@ import tts_job
 import url_fetch
 import voices
 from errors import INTERNAL_ERROR, WorkerError
-from s3_utils import get_storage
-from settings import SettingsError, load_settings
+from s3_utils import Storage, get_storage
+from settings import Settings, SettingsError, load_settings
 
 VERSION = "1.0.0"
 log = logging.getLogger("handler")
 
 
-def _tts(request, job_id, settings, storage):
-    return tts_job.run(request, job_id, settings, storage)
+@dataclass(frozen=True)
+class Context:
+    job_id: str
+    settings: Settings
+    storage: Storage
+    startup: Optional[model_cache_init.StartupReport] = None
 
 
-def _upload(request, job_id, settings, storage):
+def _tts(request, ctx: Context):
+    loaded_before = tts_engine.is_loaded()
+    result = tts_job.run(request, ctx.job_id, ctx.settings, ctx.storage)
+    if not loaded_before and ctx.settings.enable_s3_model_cache:
+        # The first load filled the local cache: mirror what the bucket lacks,
+        # in the background, so the next cold worker starts warm.
+        cache_dir = model_cache_init.choose_cache_dir(ctx.settings)
+        model_cache_init.upload_missing_models(ctx.settings, ctx.storage, cache_dir)
+    return result
+
+
+def _upload(request, ctx: Context):
     def transcribe(samples, rate):
-        return tts_engine.transcribe(settings, samples, rate)
-    return voices.upload(storage, request, settings, url_fetch.fetch_to_file, transcribe)
+        return tts_engine.transcribe(ctx.settings, samples, rate)
+    return voices.upload(ctx.storage, request, ctx.settings, url_fetch.fetch_to_file, transcribe)
 
 
-def _download(request, job_id, settings, storage):
-    expires = request.expires_in or settings.presigned_url_expiry
+def _download(request, ctx: Context):
+    expires = request.expires_in or ctx.settings.presigned_url_expiry
     if request.voice_name:
-        key = voices.stored_reference_key(storage, request.voice_name)
-        return jobs.download(storage, key, f"voice {request.voice_name}", expires)
-    key = jobs.job_file_key(storage, request.job_id, request.file)
-    return jobs.download(storage, key, f"the {request.file} file of job {request.job_id}",
+        key = voices.stored_reference_key(ctx.storage, request.voice_name)
+        return jobs.download(ctx.storage, key, f"voice {request.voice_name}", expires)
+    key = jobs.job_file_key(ctx.storage, request.job_id, request.file)
+    return jobs.download(ctx.storage, key, f"the {request.file} file of job {request.job_id}",
                          expires)
 
 
-def _health(request, job_id, settings, storage):
-    facts = model_cache_init.health_facts(settings)
+def _health(request, ctx: Context):
+    facts = model_cache_init.health_facts(ctx.settings, ctx.startup)
     return {"status": "ok", "version": VERSION, "model_loaded": tts_engine.is_loaded(),
-            "storage": storage.kind, **facts}
+            "storage": ctx.storage.kind, **facts}
 
 
 ACTIONS = {
     "tts": _tts,
     "upload": _upload,
-    "list_voices": lambda request, job_id, settings, storage: voices.list_voices(storage),
-    "delete_voice": lambda request, job_id, settings, storage:
-        voices.delete(storage, request.voice_name),
-    "status": lambda request, job_id, settings, storage: jobs.status(storage, request.job_id),
-    "result": lambda request, job_id, settings, storage:
-        jobs.result(storage, request.job_id, settings.presigned_url_expiry),
+    "list_voices": lambda request, ctx: voices.list_voices(ctx.storage),
+    "delete_voice": lambda request, ctx: voices.delete(ctx.storage, request.voice_name),
+    "status": lambda request, ctx: jobs.status(ctx.storage, request.job_id),
+    "result": lambda request, ctx: jobs.result(ctx.storage, request.job_id,
+                                               ctx.settings.presigned_url_expiry),
     "download": _download,
     "health": _health,
 }
 
 
-def handler(job: dict) -> dict:
+def handler(job: dict, startup: Optional[model_cache_init.StartupReport] = None) -> dict:
     """Run one RunPod job."""
     job_id = str(job.get("id") or "local")
     try:
@@ -70,7 +88,8 @@ def handler(job: dict) -> dict:
         action, fields = schemas.normalize(job.get("input"))
         request = schemas.validate(action, fields, settings)
         log.info("job %s: %s", job_id, action)
-        return ACTIONS[action](request, job_id, settings, get_storage(settings))
+        context = Context(job_id, settings, get_storage(settings), startup)
+        return ACTIONS[action](request, context)
     except WorkerError as exc:
         log.warning("job %s: %s", job_id, exc)
         return exc.to_response()
@@ -94,13 +113,23 @@ def configure_logging(level: str) -> None:
     RunPodLogger().set_level("INFO" if level == "DEBUG" else level)
 
 
+def fitness() -> None:
+    """RunPod fitness check: a worker whose required parts cannot work must not take jobs."""
+    model_cache_init.fitness_check(load_settings())
+
+
 def main() -> None:
     import runpod
 
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        sys.exit(f"configuration error: {exc}")
     configure_logging(settings.log_level)
-    model_cache_init.prepare_worker(settings, preload=lambda: tts_engine.get_model(settings))
-    runpod.serverless.start({"handler": handler})
+    runpod.serverless.register_fitness_check(fitness)
+    report = model_cache_init.prepare_worker(settings,
+                                             preload=lambda: tts_engine.get_model(settings))
+    runpod.serverless.start({"handler": functools.partial(handler, startup=report)})
 
 
 if __name__ == "__main__":

@@ -36,6 +36,10 @@ def _lower(value):
     return value.lower() if isinstance(value, str) else value
 
 
+def _blank_to_none(value):
+    return (value.strip() or None) if isinstance(value, str) else value
+
+
 def _strip_wav(value):
     if isinstance(value, str) and value.lower().endswith(".wav"):
         return value[:-4]
@@ -80,10 +84,7 @@ class TtsRequest(Request):
             raise _limit_error("text", len(value), limit, "characters")
         return value
 
-    @field_validator("ref_text")
-    @classmethod
-    def _ref_text(cls, value: Optional[str]) -> Optional[str]:
-        return value.strip() or None if value is not None else None
+    _ref_text = field_validator("ref_text")(_blank_to_none)
 
     @model_validator(mode="after")
     def _one_reference(self):
@@ -111,10 +112,7 @@ class UploadRequest(Request):
             raise _limit_error("voice_base64", len(value) * 3 // 4, limit, "bytes")
         return value
 
-    @field_validator("ref_text")
-    @classmethod
-    def _ref_text(cls, value: Optional[str]) -> Optional[str]:
-        return value.strip() or None if value is not None else None
+    _ref_text = field_validator("ref_text")(_blank_to_none)
 
     @model_validator(mode="after")
     def _one_source(self):

@@ -72,6 +72,10 @@ def run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage) 
                             "the worker log has the details")
         tracker.fail(str(error))
         raise error from exc
+    except BaseException:
+        # Cancelled or shutting down: the record must not stay IN_PROGRESS.
+        tracker.fail(f"{INTERNAL_ERROR}: the job was interrupted before it finished")
+        raise
     return jobs.with_fresh_urls(storage, stored, settings.presigned_url_expiry)
 
 

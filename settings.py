@@ -7,7 +7,7 @@ keeping a process-wide copy that tests and operators could not change.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -26,8 +26,8 @@ class Settings:
     s3_bucket: Optional[str] = None
     s3_prefix: str = ""
     aws_endpoint_url: Optional[str] = None
-    aws_access_key_id: Optional[str] = None
-    aws_secret_access_key: Optional[str] = None
+    aws_access_key_id: Optional[str] = field(default=None, repr=False)  # kept out of logs
+    aws_secret_access_key: Optional[str] = field(default=None, repr=False)  # kept out of logs
     aws_region: str = "us-east-1"
     s3_addressing_style: str = "auto"
     presigned_url_expiry: int = 3600
@@ -48,7 +48,7 @@ class Settings:
     preload_model: bool = False
     torch_compile: bool = False
     google_application_credentials: Optional[str] = None
-    google_credentials_json: Optional[str] = None
+    google_credentials_json: Optional[str] = field(default=None, repr=False)  # kept out of logs
     google_speech_endpoint: Optional[str] = None
     max_text_chars: int = 5000
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES

@@ -60,3 +60,32 @@ def test_settings_never_print_secrets():
                               "AWS_ACCESS_KEY_ID": "AKIA-ID", "GOOGLE_CREDENTIALS_JSON": "{}x"})
     assert "s3cr3t-value" not in repr(settings) and "AKIA-ID" not in repr(settings)
     assert settings.aws_secret_access_key == "s3cr3t-value"
+
+
+def test_non_tts_actions_load_no_model_and_no_torch(tmp_path):
+    """status, result, download, list_voices, health: answered from records alone."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+import json, sys, handler, tts_engine
+outs = [handler.handler({"id": "p", "input": payload}) for payload in json.loads(sys.argv[1])]
+print(json.dumps({"outs": outs, "torch": "torch" in sys.modules,
+                  "loaded": tts_engine.is_loaded()}))
+"""
+    payloads = [{"action": "list_voices"}, {"action": "status", "job_id": "none"},
+                {"action": "result", "job_id": "none"}, {"action": "health"},
+                {"action": "download", "voice_name": "none"}]
+    env = {**os.environ, "STORAGE_BACKEND": "local", "LOCAL_STORAGE_DIR": str(tmp_path),
+           "DEVICE": "cpu"}
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(payloads)],
+                          cwd=Path(__file__).resolve().parents[1], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["torch"] is False and report["loaded"] is False
+    assert report["outs"][0] == {"voices": [], "count": 0}
+    assert report["outs"][3]["status"] == "ok"

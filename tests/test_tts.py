@@ -256,3 +256,19 @@ def test_status_during_and_after_a_job_from_another_process(tts_worker):
     result = _handler_in_fresh_process(tts_worker.env, {"action": "result", "job_id": "watched"})
     assert result["seed"] == 1 and result["audio_url"].startswith("file://")
     assert len(fetch(result["audio_url"])) > 1000
+
+
+def test_a_redelivered_job_without_seed_repeats_its_take(tts_worker):
+    """Two deliveries of one job (RunPod retries) write the same bytes, so the
+    record and the stored audio agree whichever run writes last."""
+    job = {"text": "Again and again.", "nfe_step": 4}
+    first = tts_worker(job, job_id="redelivered")
+    audio = audio_of(tts_worker, first)
+    record = tts_worker.storage.get_json("jobs/redelivered/job.json")
+    tts_worker.storage.put_json("jobs/redelivered/job.json",
+                                {**record, "status": "IN_PROGRESS", "result": None})
+    second = tts_worker(job, job_id="redelivered")
+    assert second["seed"] == first["seed"]
+    assert audio_of(tts_worker, second) == audio
+    other = tts_worker(job, job_id="another-job")
+    assert other["seed"] != first["seed"]

@@ -13,7 +13,6 @@ so importing this module stays cheap.
 """
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import itertools
 import json
@@ -21,11 +20,13 @@ import logging
 import math
 import unicodedata
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import numpy as np
 
-from timing_formats import WordTiming, is_cjk, join_words
+from timing_formats import is_cjk, join_words
+from word_spans import (Recognized, estimate, finalize, map_onto, quietest,
+                        speech_regions)
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,6 @@ METHODS = ("whisperx", "google", "auto")
 ALIGN_RATE = 16000               # what wav2vec2 aligners and our Google requests use
 GOOGLE_PIECE_SECONDS = 55.0      # synchronous Recognize refuses audio over one minute
 GOOGLE_TIMEOUT_SECONDS = 120.0
-MIN_WORD_SECONDS = 0.06          # room an untimed word needs before it borrows from neighbours
-_FRAME_SECONDS = 0.02
 _CHAINS = {"whisperx": ("whisperx", "google"), "auto": ("whisperx", "google"),
            "google": ("google",)}
 # Google wants a region with most languages; these are the usual defaults.
@@ -46,9 +45,6 @@ _GOOGLE_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 # (language, align model, device) -> (model, metadata). Loading an aligner takes
 # seconds and hundreds of MB, so each is loaded once per process.
 _ALIGNERS: dict = {}
-
-Span = Tuple[float, float, Optional[float]]           # start, end, confidence
-Recognized = Tuple[str, float, float, Optional[float]]  # word, start, end, confidence
 
 
 @dataclass(frozen=True)
@@ -170,11 +166,11 @@ def compute_word_timings(text: str, audio, sample_rate: int, chunks: Sequence[Ch
     for name in _CHAINS[method]:
         spans = _try_method(name, reasons, words, audio16, chunks, language, settings)
         if spans:
-            return TimingResult(_finalize(words, spans, duration), name,
+            return TimingResult(finalize(words, spans, duration), name,
                                 "; ".join(reasons) or None, language)
-    spans = _estimate(words, audio, sample_rate, chunks)
+    spans = estimate(words, audio, sample_rate, _chunk_groups(words, chunks, duration))
     log.info("word timings estimated: %s", "; ".join(reasons))
-    return TimingResult(_finalize(words, spans, duration), "estimate", "; ".join(reasons),
+    return TimingResult(finalize(words, spans, duration), "estimate", "; ".join(reasons),
                         language)
 
 
@@ -191,7 +187,7 @@ def _try_method(name, reasons, words, audio16, chunks, language, settings):
         log.warning("word timing with %s failed", name, exc_info=True)
         reasons.append(f"{name} failed: {type(exc).__name__}: {exc}")
         return None
-    spans = _map_onto(words, recognized)
+    spans = map_onto(words, recognized)
     if not any(spans):
         reasons.append(f"{name} returned no timed words")
         return None
@@ -296,7 +292,7 @@ def _inside_speech(timed: List[Recognized], piece: np.ndarray, offset: float) ->
     """CTC gives the leading silence to the first character and the trailing
     one to the last: pull those two edges in to where the sound starts and ends
     (a low threshold, so quiet consonants stay inside)."""
-    regions = _speech_regions(piece, ALIGN_RATE, relative=0.02)
+    regions = speech_regions(piece, ALIGN_RATE, relative=0.02)
     if not timed or not regions:
         return timed
     onset, offset_end = offset + regions[0][0], offset + regions[-1][1]
@@ -435,170 +431,9 @@ def _google_pieces(audio16: np.ndarray, chunks: Sequence[ChunkSpan]) -> list:
     while total - start > GOOGLE_PIECE_SECONDS:
         fitting = [cut for cut in cuts if start + GOOGLE_PIECE_SECONDS / 2 <= cut
                    <= start + GOOGLE_PIECE_SECONDS]
-        stop = fitting[-1] if fitting else _quietest(
-            audio16, start + GOOGLE_PIECE_SECONDS / 2, start + GOOGLE_PIECE_SECONDS)
+        stop = fitting[-1] if fitting else quietest(
+            audio16, start + GOOGLE_PIECE_SECONDS / 2, start + GOOGLE_PIECE_SECONDS, ALIGN_RATE)
         pieces.append((start, stop))
         start = stop
     pieces.append((start, total))
     return pieces
-
-
-def _quietest(audio: np.ndarray, low: float, high: float, rate: int = ALIGN_RATE) -> float:
-    frame = int(_FRAME_SECONDS * rate)
-    first = int(low * rate) // frame
-    energy = _frame_rms(audio[first * frame:int(high * rate)], frame)
-    return (first + int(np.argmin(energy))) * frame / rate if energy.size else high
-
-
-# ---- the estimate -------------------------------------------------------------
-
-def _frame_rms(audio: np.ndarray, frame: int) -> np.ndarray:
-    count = audio.size // frame
-    frames = audio[:count * frame].reshape(count, frame).astype(np.float64)
-    return np.sqrt(np.mean(frames * frames, axis=1))
-
-
-def _speech_regions(audio: np.ndarray, rate: int, relative: float = 0.1) -> list:
-    """``(start, end)`` of the stretches louder than ``relative`` times the loud
-    frames (95th percentile), pauses under 0.2 s closed."""
-    frame = max(int(_FRAME_SECONDS * rate), 1)
-    energy = _frame_rms(audio, frame)
-    if not energy.size or energy.max() <= 1e-4:
-        return []
-    active = energy > max(relative * float(np.percentile(energy, 95)), 1e-4)
-    regions, seconds = [], frame / rate
-    for loud, group in itertools.groupby(enumerate(active), key=lambda item: item[1]):
-        if loud:
-            indices = [index for index, _ in group]
-            start, end = indices[0] * seconds, (indices[-1] + 1) * seconds
-            if regions and start - regions[-1][1] < 0.2:
-                regions[-1] = (regions[-1][0], end)
-            else:
-                regions.append((start, end))
-    return [region for region in regions if region[1] - region[0] >= 0.06]
-
-
-def _weight(word: str) -> float:
-    return float(len(_normalize(word)) or 1) + 1.0  # +1: a word's onset and release
-
-
-def _estimate(words, audio, sample_rate, chunks) -> List[Span]:
-    spans: List[Span] = []
-    for first, end, start, stop in _chunk_groups(words, chunks, audio.size / sample_rate):
-        piece = audio[int(start * sample_rate):int(stop * sample_rate)]
-        regions = [(start + a, start + b) for a, b in _speech_regions(piece, sample_rate)]
-        spans.extend(_spread(words[first:end], regions or [(start, stop)]))
-    return spans
-
-
-def _spread(words: Sequence[str], regions: list) -> List[Span]:
-    """Give each word the region its middle falls in on the speech-only clock,
-    then share each region among its words by their lengths."""
-    weights = [_weight(word) for word in words]
-    total, speech = sum(weights), sum(b - a for a, b in regions)
-    bounds = list(itertools.accumulate(b - a for a, b in regions))
-    owners, done = [], 0.0
-    for weight in weights:
-        middle = (done + weight / 2) / total * speech
-        owners.append(min(np.searchsorted(bounds, middle), len(regions) - 1))
-        done += weight
-    spans: List[Span] = []
-    for index, group in itertools.groupby(range(len(words)), key=lambda n: owners[n]):
-        members = list(group)
-        spans.extend(_share([words[n] for n in members], *regions[index]))
-    return spans
-
-
-def _share(words: Sequence[str], start: float, end: float) -> List[Span]:
-    """``[start, end]`` cut among ``words`` by length, with no confidence."""
-    weights = [_weight(word) for word in words]
-    total, spans, done = sum(weights), [], 0.0
-    for weight in weights:
-        spans.append((start + (end - start) * done / total,
-                      start + (end - start) * (done + weight) / total, None))
-        done += weight
-    return spans
-
-
-# ---- onto the words of the text, and the every-word guarantee ----------------
-
-def _normalize(word: str) -> str:
-    folded = unicodedata.normalize("NFKC", word).casefold()
-    return "".join(char for char in folded if char.isalnum())
-
-
-def _map_onto(words: Sequence[str], recognized: Sequence[Recognized]) -> List[Optional[Span]]:
-    """Sequence-align what the method timed with the words of the text.
-
-    Equal words take their times; a run it heard differently ("3" as "three")
-    shares the time of what it heard there; words it missed stay None.
-    """
-    heard = [item for item in recognized if _normalize(item[0])]
-    # A word of symbols only ("&", "-") must never match anything.
-    ours = [_normalize(word) or f"\0{index}" for index, word in enumerate(words)]
-    matcher = difflib.SequenceMatcher(None, ours, [_normalize(item[0]) for item in heard],
-                                      autojunk=False)  # autojunk drops frequent words
-    spans: List[Optional[Span]] = [None] * len(words)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            spans[i1:i2] = [(start, end, confidence) for _, start, end, confidence
-                            in heard[j1:j2]]
-        elif tag == "replace":
-            # Symbol-only words get no share: they are placed between neighbours later.
-            spoken = [i for i in range(i1, i2) if _normalize(words[i])]
-            shares = _share([words[i] for i in spoken], heard[j1][1],
-                            max(heard[j2 - 1][2], heard[j1][1]))
-            for index, span in zip(spoken, shares):
-                spans[index] = span
-    return spans
-
-
-def _ordered(spans: Sequence[Optional[Span]], duration: float) -> List[Optional[list]]:
-    """Clamp into the audio, drop times that go backwards, trim overlaps."""
-    ordered: List[Optional[list]] = []
-    last: Optional[list] = None
-    for span in spans:
-        if span is None:
-            ordered.append(None)
-            continue
-        start = min(max(float(span[0]), 0.0), duration)
-        end = min(max(float(span[1]), start), duration)
-        if last is not None and start < last[0]:
-            ordered.append(None)  # out of order: interpolate it instead
-            continue
-        if last is not None and last[1] > start:
-            last[1] = start
-        last = [start, end, span[2]]
-        ordered.append(last)
-    return ordered
-
-
-def _fill_gap(words, ordered, first: int, end: int, duration: float) -> None:
-    """Place the untimed words ``first:end`` between their timed neighbours,
-    borrowing half of each neighbour when the gap is too short for them."""
-    before = ordered[first - 1] if first > 0 else None
-    after = ordered[end] if end < len(ordered) else None
-    low = before[1] if before else 0.0
-    high = after[0] if after else duration
-    if high - low < MIN_WORD_SECONDS * (end - first):
-        if before:
-            low = before[1] = (before[0] + before[1]) / 2
-        if after:
-            high = after[0] = (after[0] + after[1]) / 2
-    for index, span in enumerate(_share(words[first:end], low, max(high, low)), start=first):
-        ordered[index] = list(span)
-
-
-def _finalize(words: Sequence[str], spans: Sequence[Optional[Span]],
-              duration: float) -> List[WordTiming]:
-    ordered = _ordered(spans, duration)
-    index = 0
-    while index < len(ordered):
-        if ordered[index] is None:
-            end = next((n for n in range(index, len(ordered)) if ordered[n] is not None),
-                       len(ordered))
-            _fill_gap(words, ordered, index, end, duration)
-            index = end
-        index += 1
-    return [WordTiming(word, start, end, confidence)
-            for word, (start, end, confidence) in zip(words, ordered)]

@@ -111,27 +111,6 @@ def test_missing_voice_is_not_found_and_leaves_a_failed_record(tts_worker):
     assert result["error"].startswith("job_failed:") and "ghost" in result["error"]
 
 
-def test_voice_without_transcript_is_transcribed_once(tts_worker, reference_wav, monkeypatch):
-    """The ASR model itself cannot be loaded here (no weights), so the transcriber
-    is replaced; what is tested is that the transcript is stored and reused."""
-    calls = []
-
-    def fake_transcribe(settings, samples, rate):
-        calls.append(len(samples))
-        return REFERENCE_TEXT
-
-    monkeypatch.setattr(tts_engine, "transcribe", fake_transcribe)
-    upload = {"action": "upload", "voice_name": "untranscribed",
-              "voice_base64": base64.b64encode(reference_wav).decode()}
-    assert tts_worker(upload)["has_ref_text"] is False
-    first = tts_worker({"text": "One.", "voice": "untranscribed", "seed": 1, "nfe_step": 4})
-    second = tts_worker({"text": "Two.", "voice": "untranscribed", "seed": 1, "nfe_step": 4})
-    assert first["ref_text_source"] == "transcribed" and second["ref_text_source"] == "voice"
-    assert len(calls) == 1
-    meta = tts_worker.storage.get_json("voices/untranscribed/voice.json")
-    assert meta["ref_text"] == REFERENCE_TEXT
-
-
 def test_voice_url_is_used_for_one_job(tts_worker, http_files, reference_wav, monkeypatch):
     monkeypatch.setenv("ALLOW_PRIVATE_URLS", "true")
     url = http_files.serve("/ref.wav", reference_wav)

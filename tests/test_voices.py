@@ -75,8 +75,9 @@ def test_conflict_then_overwrite(local_worker, reference_wav):
 
 def test_long_upload_is_cut_at_a_silence_and_drops_the_unmatched_transcript(
         local_worker, long_reference_wav, monkeypatch):
-    # No ASR model can be loaded here (no weights): the cut clip's transcript is
-    # left for the first tts job to make, never the supplied one for the full clip.
+    # With an ASR model that cannot load, the cut clip's transcript is left for
+    # the first tts job to make; the supplied one (for the full clip) is never kept.
+    # tests/test_transcription.py covers the case where ASR works.
     monkeypatch.setenv("ASR_MODEL", "/nonexistent/asr")
     out = local_worker({"action": "upload", "voice_name": "long", "ref_text": "three takes",
                         "voice_base64": b64(long_reference_wav)})

@@ -29,7 +29,7 @@ GB = 1e9
 MB = 1024 * 1024
 MODELS_PREFIX = "models/"
 MANIFEST_KEY = MODELS_PREFIX + "manifest.json"
-SYNC_DIRS = ("hf/hub", "torch", "nltk_data")
+SYNC_DIRS = ("hf/hub", "torch", "nltk_data", "alignment")  # alignment: word_timing's aligners
 # Files this worker found corrupted in the bucket: its upload replaces them.
 REJECTED_FILE = ".model-sync-rejected.json"
 SKIP_SUFFIXES = (".incomplete", ".lock", ".tmp", ".part")

@@ -34,6 +34,8 @@ METHODS = ("whisperx", "google", "auto")
 ALIGN_RATE = 16000               # what wav2vec2 aligners and our Google requests use
 GOOGLE_PIECE_SECONDS = 55.0      # synchronous Recognize refuses audio over one minute
 GOOGLE_TIMEOUT_SECONDS = 120.0
+# Retrying an outage for long only delays the job: the estimate is next in line.
+GOOGLE_RETRY_SECONDS = 12.0
 _CHAINS = {"whisperx": ("whisperx", "google"), "auto": ("whisperx", "google"),
            "google": ("google",)}
 # Google wants a region with most languages; these are the usual defaults.
@@ -398,12 +400,12 @@ def _google_words(words, audio16, chunks, language, settings) -> List[Recognized
 
 
 def _google_retry():
-    """Retry what is transient, within the same bound as one request (the
-    library's default keeps retrying for over an hour)."""
+    """Retry what is transient, briefly (the library's default keeps retrying
+    for over an hour, and a job waits on it)."""
     from google.api_core import exceptions, retry
 
-    return retry.Retry(initial=1.0, maximum=10.0, multiplier=2.0,
-                       timeout=GOOGLE_TIMEOUT_SECONDS,
+    return retry.Retry(initial=0.5, maximum=4.0, multiplier=2.0,
+                       timeout=GOOGLE_RETRY_SECONDS,
                        predicate=retry.if_exception_type(exceptions.ServiceUnavailable,
                                                          exceptions.DeadlineExceeded))
 

@@ -68,18 +68,19 @@ def median(values: list) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def worker_env(models: dict, device: str, storage: Path) -> dict:
+def worker_env(models: dict, device: str, storage: Path, compile_model: bool) -> dict:
     """The worker's configuration: package yaml, the built files, local storage."""
     return {"STORAGE_BACKEND": "local", "LOCAL_STORAGE_DIR": str(storage),
             "F5TTS_MODEL": MODEL_NAME, "F5TTS_CKPT_FILE": str(models["ckpt"]),
             "F5TTS_VOCAB_FILE": str(models["vocab"]),
             "VOCODER_LOCAL_PATH": str(models["vocoder"]), "DEVICE": device,
-            "LAZY_INSTALL": "off", "FLASH_ATTN_WHEEL_URL": "", "LOG_LEVEL": "WARNING"}
+            "LAZY_INSTALL": "off", "FLASH_ATTN_WHEEL_URL": "",
+            "TORCH_COMPILE": "true" if compile_model else "false"}
 
 
 def apply_env(env: dict) -> None:
     for name in ("F5TTS_MODEL_CONFIG", "DEFAULT_VOICE", "S3_BUCKET", "AWS_ENDPOINT_URL",
-                 "PRELOAD_MODEL", "TORCH_COMPILE"):
+                 "PRELOAD_MODEL", "LOG_LEVEL"):
         os.environ.pop(name, None)
     os.environ.update(env)
 
@@ -248,7 +249,8 @@ def measure_concurrency(levels: list, jobs: int, nfe: int, serialized: bool = Tr
 
 def render_table(results: dict) -> str:
     lines = [f"F5-TTS benchmark: {results['device']} ({results['device_name']}), "
-             f"NFE {results['nfe']}, torch {results['torch']}, {results['threads']} threads",
+             f"NFE {results['nfe']}, torch {results['torch']}, {results['threads']} threads, "
+             f"worker TORCH_COMPILE={str(results['worker_torch_compile']).lower()}",
              "",
              f"{'case':<7}{'chunks':>8}{'official s':>12}{'worker s':>10}{'ratio':>8}"
              f"{'audio A/B s':>14}{'RTF A':>8}{'RTF B':>8}{'overhead':>10}"]
@@ -298,6 +300,7 @@ def environment(args) -> dict:
                 name = line.split(":", 1)[1].strip()
                 break
     return {"device": args.device, "device_name": name, "torch": torch.__version__,
+            "worker_torch_compile": args.compile,
             "threads": torch.get_num_threads(), "nfe": args.nfe, "seed": SEED,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
@@ -311,6 +314,8 @@ def parse_args(argv: Optional[list] = None):
     parser.add_argument("--status-calls", type=int, default=50)
     parser.add_argument("--concurrency-jobs", type=int, default=4,
                         help="jobs per concurrency level (0 skips the measurement)")
+    parser.add_argument("--compile", action="store_true",
+                        help="the worker with TORCH_COMPILE=true (compiled at load)")
     parser.add_argument("--concurrency-unlocked", action="store_true",
                         help="experiment: also 4 jobs at once without the engine's run lock")
     parser.add_argument("--skip", default="", help="comma list of: short,long,status,cold,"
@@ -354,7 +359,7 @@ def main(argv: Optional[list] = None) -> dict:
                                                "vocos_params": models["params"]["vocos"]},
                "cases": {}}
     with tempfile.TemporaryDirectory(prefix="bench-storage-") as storage:
-        env = worker_env(models, args.device, Path(storage))
+        env = worker_env(models, args.device, Path(storage), args.compile)
         apply_env(env)
         official, worker = Official(models, args.device), Worker("bench")
         if args.max_batch_chunks:

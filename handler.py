@@ -129,6 +129,10 @@ def main() -> None:
     runpod.serverless.register_fitness_check(fitness)
     report = model_cache_init.prepare_worker(settings,
                                              preload=lambda: tts_engine.get_model(settings))
+    # One job at a time (no concurrency_modifier). bench/ measured 4 jobs at once
+    # in threads no faster than 1 (generation holds the engine's run lock), and a
+    # worker holding queued tts jobs keeps them from idle workers. The SDK also
+    # runs a sync handler on its event loop, so more would need an async handler.
     runpod.serverless.start({"handler": functools.partial(handler, startup=report)})
 
 

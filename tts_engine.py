@@ -5,8 +5,8 @@ with the model yaml of its layout. Generation follows the package's
 ``infer_batch_process`` (``chunk_text``, the duration rule, the vocoder, the
 cross-fade) and the math of ``CFM.sample``, with three differences that make
 it cheaper and reproducible: the reference's mel is made once per voice and
-kept with the model; the chunks of a long text run as one padded batch
-(the package runs them in threads); and each chunk's starting noise comes
+kept with the model; the chunks of a long text run as one packed batch
+(packed_dit; the package runs them in threads); and each chunk's starting noise comes
 from its own generator seeded from the job's seed (the package reseeds the
 shared global RNG, so a multi-chunk result depends on thread timing).
 """
@@ -27,6 +27,7 @@ from typing import Optional
 
 import numpy as np
 
+import packed_dit
 from errors import MODEL_ERROR, WorkerError
 from settings import Settings
 
@@ -47,7 +48,7 @@ EDGE_STEP_S = 0.01            # ... in 10 ms steps (pydub's detect_leading_silen
 REFERENCE_TAIL_S = 0.05       # ... and appends this much silence
 MAX_SEED = 2**31 - 1
 MAX_FRAMES = 65536            # CFM.sample's cap on one item's length
-# Chunks per padded batch: 8 chunks of ~22 s are ~16 k frames, whose
+# Chunks per batch: 8 chunks of ~22 s are ~16 k frames, whose
 # activations fit a 24 GB GPU in half precision; longer texts take more batches.
 MAX_BATCH_CHUNKS = 8
 REFERENCE_CACHE_SIZE = 16     # prepared references kept per model (~0.5 MB each)
@@ -120,7 +121,8 @@ class LoadedModel:
     attn_backend: str
     load_seconds: float
     references: ReferenceCache = field(default_factory=ReferenceCache)
-    shard_pool: Optional[ThreadPoolExecutor] = None   # CPU only: see shard_rows
+    shard_pool: Optional[ThreadPoolExecutor] = None   # CPU only: see cpu_shards
+    shards: int = 1
 
 
 @dataclass(frozen=True)
@@ -259,13 +261,15 @@ def _load(spec: ModelSpec) -> LoadedModel:
                           f"{str(exc)[:200]}); check F5TTS_MODEL, F5TTS_CKPT_FILE, "
                           "F5TTS_VOCAB_FILE and VOCODER_LOCAL_PATH") from exc
     model.eval()
-    isolate_batch_items(model, arch["attn_backend"])
+    if packed_dit.supports(model.transformer):
+        packed_dit.install(model.transformer)
     loaded = LoadedModel(spec, model, vocoder, mel.mel_spec_type, int(mel.target_sample_rate),
                          int(mel.hop_length), arch["attn_backend"], 0.0)
     if spec.compile:
         compile_blocks(model)
     if spec.device == "cpu":
-        loaded.shard_pool = shard_rows(model)
+        loaded.shards = cpu_shards()
+        loaded.shard_pool = packed_dit.row_pool(loaded.shards) if loaded.shards > 1 else None
     if spec.compile:
         warm_up(loaded)
     loaded.load_seconds = time.monotonic() - started
@@ -274,114 +278,13 @@ def _load(spec: ModelSpec) -> LoadedModel:
     return loaded
 
 
-def isolate_batch_items(model, backend: str) -> None:
-    """Keep the chunks of a padded batch from seeing each other's padding, so a
-    chunk's result does not depend on its batch. flash-attn: the package's own
-    varlen path, which the yaml's ``attn_mask_enabled: false`` turns off. torch:
-    attention per item (PerItemAttention), since the package's masked path
-    expands a (batch, heads, n, n) mask that more than doubles attention time on
-    the CPU. A batch of one passes no mask, so single chunks run as before."""
-    for module in model.transformer.modules():
-        processor = getattr(module, "processor", None)
-        if processor is None or not hasattr(processor, "attn_mask_enabled"):
-            continue
-        if backend == "flash_attn":
-            processor.attn_mask_enabled = True
-        else:
-            module.processor = PerItemAttention(processor)
-
-
-class PerItemAttention:
-    """The package's attention processor run on each batch item alone, over the
-    item's own length; padded positions come out zero, as the package's do."""
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    def __call__(self, attn, x, mask=None, rope=None):
-        if mask is None:
-            return self.inner(attn, x, mask=None, rope=rope)
-        import torch
-
-        out = torch.zeros_like(x)
-        for index, length in enumerate(mask.sum(dim=1).tolist()):
-            out[index, :length] = self.inner(attn, x[index:index + 1, :length], mask=None,
-                                             rope=_rope_prefix(rope, length))[0]
-        return out
-
-
-def _rope_prefix(rope, length: int):
-    # x_transformers applies the *last* positions of a longer table; cut it to the item.
-    if rope is None:
-        return None
-    freqs, scale = rope
-    return freqs[:, :length], (scale[:, :length] if hasattr(scale, "shape") else scale)
-
-
-def shard_rows(model) -> Optional[ThreadPoolExecutor]:
-    """On the CPU, split each transformer block's rows (the batch items, times
-    two for guidance) over one thread per core, each with one intra-op thread.
-    Measured on 2 cores: 12 % faster for one chunk, 30 % for six, than the
-    same rows in one call with torch's intra-op threads. Rows are independent in
-    a block, so the result is the same."""
+def cpu_shards() -> int:
+    """On the CPU the packed rows go to one thread per core, each with one
+    intra-op thread (packed_dit); measured on 2 cores this is faster than the
+    same rows in one call with torch's intra-op threads."""
     import torch
 
-    shards = torch.get_num_threads()
-    if shards < 2:
-        return None
-    pool = row_pool(shards)
-    for block in model.transformer.transformer_blocks:
-        block.forward = ShardedForward(block.forward, pool, shards)
-    return pool
-
-
-def row_pool(shards: int) -> ThreadPoolExecutor:
-    """``shards`` threads with one intra-op thread each, all started now.
-
-    torch.set_num_threads also sets the default that threads started later take
-    on their first torch call, so each pool thread takes its own setting at once,
-    and the default goes back to ``shards`` when all have."""
-    import torch
-
-    ready = threading.Barrier(shards + 1)
-
-    def start() -> None:
-        torch.set_num_threads(1)
-        torch.get_num_threads()  # makes torch settle this thread's count now
-        ready.wait()
-
-    pool = ThreadPoolExecutor(shards, thread_name_prefix="f5-rows", initializer=start)
-    for _ in range(shards):
-        pool.submit(int)  # each waiting initializer makes the pool start one more thread
-    ready.wait()
-    torch.set_num_threads(shards)
-    return pool
-
-
-class ShardedForward:
-    """A block's forward over row shards in a thread pool; rows in the same order."""
-
-    def __init__(self, forward, pool: ThreadPoolExecutor, shards: int):
-        self.forward, self.pool, self.shards = forward, pool, shards
-
-    def __call__(self, x, t, mask=None, rope=None):
-        import torch
-
-        rows = x.shape[0]
-        if rows < 2:
-            return self.forward(x, t, mask=mask, rope=rope)
-        bounds = np.linspace(0, rows, min(self.shards, rows) + 1).astype(int)
-        parts = [self.pool.submit(self._part, x[a:b], t[a:b],
-                                  None if mask is None else mask[a:b], rope)
-                 for a, b in zip(bounds[:-1], bounds[1:])]
-        return torch.cat([part.result() for part in parts])
-
-    def _part(self, x, t, mask, rope):
-        import torch
-
-        # Grad and inference modes are per thread: set the caller's here too.
-        with torch.inference_mode():
-            return self.forward(x, t, mask=mask, rope=rope)
+    return torch.get_num_threads()
 
 
 def compile_blocks(model) -> None:
@@ -406,7 +309,7 @@ def warm_up(loaded: LoadedModel) -> None:
         ref = _prepare_reference(loaded, tone, rate)
         for texts in (["Warm up."], ["Warm up the model.", "Warm up."]):
             plans = plan_chunks(loaded, ref, "A tone.", texts, 0, 1.0)
-            sample_batch(loaded.model, ref, plans, 2, 2.0)
+            sample_batch(loaded, ref, plans, 2, 2.0)
     log.info("torch.compile warm-up took %.1f s", time.monotonic() - started)
 
 
@@ -447,7 +350,7 @@ def generate(loaded: LoadedModel, ref_samples: np.ndarray, ref_rate: int, ref_te
              cfg_strength: float = 2.0) -> Generation:
     """Speak ``text`` in the voice of the reference; same inputs and seed, same samples.
 
-    The chunks of a long text go through the model together, as padded batches
+    The chunks of a long text go through the model together, as packed batches
     of up to MAX_BATCH_CHUNKS; each chunk's noise comes from its own seed, so a
     chunk's audio does not depend on the batch it shares.
     """
@@ -460,7 +363,7 @@ def generate(loaded: LoadedModel, ref_samples: np.ndarray, ref_rate: int, ref_te
         if not chunks:
             raise WorkerError(MODEL_ERROR, "the text has nothing to speak")
         plans = plan_chunks(loaded, ref, ref_text, chunks, seed, speed)
-        mels = sample_chunks(loaded.model, ref, plans, nfe_step, cfg_strength)
+        mels = sample_chunks(loaded, ref, plans, nfe_step, cfg_strength)
         waves = [_vocode(loaded, mel, ref.rms) for mel in mels]
     samples, spans = cross_fade(waves, int(CROSS_FADE_S * loaded.sample_rate))
     rate = loaded.sample_rate
@@ -553,21 +456,23 @@ def plan_chunks(loaded: LoadedModel, ref: PreparedReference, ref_text: str, chun
     return plans
 
 
-def sample_chunks(model, ref: PreparedReference, plans: list, steps: int,
+def sample_chunks(loaded: LoadedModel, ref: PreparedReference, plans: list, steps: int,
                   cfg_strength: float) -> list:
     """Generated mels (frames x n_mels), in the order of ``plans``. Chunks of similar
-    length share a batch, so little of a batch is padding."""
+    length share a batch. A backbone other than DiT runs one chunk at a time
+    through the package's own forward, which pads a batch into every item."""
+    batch = MAX_BATCH_CHUNKS if packed_dit.supports(loaded.model.transformer) else 1
     order = sorted(range(len(plans)), key=lambda index: plans[index].frames)
     mels = [None] * len(plans)
-    for start in range(0, len(order), MAX_BATCH_CHUNKS):
-        group = order[start:start + MAX_BATCH_CHUNKS]
-        outs = sample_batch(model, ref, [plans[index] for index in group], steps, cfg_strength)
+    for start in range(0, len(order), batch):
+        group = order[start:start + batch]
+        outs = sample_batch(loaded, ref, [plans[index] for index in group], steps, cfg_strength)
         for index, mel in zip(group, outs):
             mels[index] = mel
     return mels
 
 
-def sample_batch(model, ref: PreparedReference, plans: list, steps: int,
+def sample_batch(loaded: LoadedModel, ref: PreparedReference, plans: list, steps: int,
                  cfg_strength: float) -> list:
     """The flow-matching sampler of ``CFM.sample`` (f5-tts 1.1), for several chunks
     of one reference at once, with per-item noise from per-item generators:
@@ -578,6 +483,7 @@ def sample_batch(model, ref: PreparedReference, plans: list, steps: int,
     import torch.nn.functional as F
     from f5_tts.model.utils import lens_to_mask, list_str_to_idx
 
+    model = loaded.model
     device, dtype, ref_len = ref.mel.device, ref.mel.dtype, ref.mel.shape[1]
     text = list_str_to_idx([plan.tokens for plan in plans], model.vocab_char_map).to(device)
     wanted = torch.tensor([plan.frames for plan in plans], device=device, dtype=torch.long)
@@ -586,11 +492,9 @@ def sample_batch(model, ref: PreparedReference, plans: list, steps: int,
     longest = int(duration.max())
     cond = F.pad(ref.mel, (0, 0, 0, longest - ref_len)).expand(len(plans), -1, -1)
     cond_mask = lens_to_mask(torch.tensor([ref_len], device=device), longest).unsqueeze(-1)
-    # One item needs no mask, as in CFM.sample; several need it to ignore the padding.
-    mask = lens_to_mask(duration) if len(plans) > 1 else None
     noise = _noise([plan.seed for plan in plans], duration.tolist(), model.num_channels,
                    device, dtype)
-    out = _integrate(model, noise, cond, text, mask, duration, steps, cfg_strength)
+    out = _integrate(loaded, noise, cond, text, duration.tolist(), steps, cfg_strength)
     out = torch.where(cond_mask, cond, out)
     return [out[index, ref.frames:int(duration[index])] for index in range(len(plans))]
 
@@ -607,51 +511,42 @@ def _noise(seeds: list, lengths: list, channels: int, device, dtype):
     return pad_sequence(noise, padding_value=0, batch_first=True)
 
 
-def _integrate(model, noise, cond, text, mask, duration, steps: int, cfg_strength: float):
+def _integrate(loaded: LoadedModel, noise, cond, text, lengths: list, steps: int,
+               cfg_strength: float):
     """Euler steps from noise to mel on CFM.sample's (EPSS, sway-sampled) time grid."""
     import torch
     from f5_tts.model.utils import get_epss_timesteps
     from torchdiffeq import odeint
 
+    model, guided = loaded.model, cfg_strength >= 1e-5
+    predict = _packed_predictor(loaded, text, lengths, cond, guided) \
+        if packed_dit.supports(model.transformer) else _package_predictor(model, cond, text, guided)
+
     def flow(t, x):
-        if cfg_strength < 1e-5:
-            return model.transformer(x=x, cond=cond, text=text, time=t, mask=mask,
-                                     drop_audio_cond=False, drop_text=False, cache=True)
-        both = model.transformer(x=x, cond=cond, text=text, time=t, mask=mask,
-                                 cfg_infer=True, cache=True)
-        pred, null_pred = torch.chunk(both, 2, dim=0)
+        if not guided:
+            return predict(t, x)
+        pred, null_pred = torch.chunk(predict(t, x), 2, dim=0)
         return pred + (pred - null_pred) * cfg_strength
 
     times = get_epss_timesteps(steps, device=noise.device, dtype=noise.dtype)
     times = times + SWAY_SAMPLING * (torch.cos(torch.pi / 2 * times) - 1 + times)
-    try:
-        if mask is not None:
-            _cache_text_one_by_one(model.transformer, text, duration)
-        return odeint(flow, noise, times, **model.odeint_kwargs)[-1]
-    finally:
-        # The text embedding is cached per thread during one sampling; a failure
-        # half way must not leave it for this thread's next job.
-        model.transformer.clear_cache()
+    return odeint(flow, noise, times, **model.odeint_kwargs)[-1]
 
 
-def _cache_text_one_by_one(transformer, text, duration) -> None:
-    """Embed each item's text on its own, as a batch of one does, and put the
-    padded stack in DiT's per-thread text cache, which sampling then uses.
-    Embedded together, the padding would reach every item: the text encoder's
-    GRN layers normalise over the whole padded length."""
-    import torch
-    import torch.nn.functional as F
-    from f5_tts.model import DiT
+def _packed_predictor(loaded: LoadedModel, text, lengths: list, cond, guided: bool):
+    transformer = loaded.model.transformer
+    texts = packed_dit.embed_text(transformer, text, lengths)
+    return lambda t, x: packed_dit.flow(transformer, x, cond, texts, t, lengths, guided,
+                                        loaded.shard_pool, loaded.shards)
 
-    if not isinstance(transformer, DiT):
-        return  # other backbones embed text differently; they keep the package's way
-    longest = int(duration.max())
-    for drop_text, name in ((False, "text_cond"), (True, "text_uncond")):
-        rows = [F.pad(transformer.text_embed(text[index:index + 1], seq_len=int(length),
-                                             drop_text=drop_text),
-                      (0, 0, 0, longest - int(length)))
-                for index, length in enumerate(duration.tolist())]
-        setattr(transformer, name, torch.cat(rows))
+
+def _package_predictor(model, cond, text, guided: bool):
+    """DiT.forward's contract for other backbones, one item per batch (no mask);
+    no text cache, so nothing is left on the model between samplings."""
+    def predict(t, x):
+        return model.transformer(x=x, cond=cond, text=text, time=t, mask=None,
+                                 drop_audio_cond=False, drop_text=False, cfg_infer=guided)
+    return predict
 
 
 def _vocode(loaded: LoadedModel, mel, ref_rms: float) -> np.ndarray:

@@ -105,13 +105,14 @@ def flow(transformer, x, cond, texts: PackedText, time, lengths: list, guided: b
          pool: Optional[ThreadPoolExecutor] = None, shards: int = 1):
     """DiT's prediction for every item of the padded state ``x`` (batch, n, mel):
     what ``DiT.forward`` gives each item alone (``cfg_infer`` when ``guided``),
-    stacked, padding zero; with guidance the conditional half comes first."""
+    stacked, padding zero; with guidance the conditional half comes first.
+    ``shards`` > 1 needs a ``pool`` of that many threads (row_pool)."""
     import torch
 
     t = transformer.time_embed(time.reshape(1))
     rows = [Row(item, branch, length) for branch in ((False, True) if guided else (False,))
             for item, length in enumerate(lengths)]
-    groups = balance(rows, shards if pool is not None else 1)
+    groups = balance(rows, shards)
     if len(groups) == 1:
         parts = [_forward_rows(transformer, x, cond, texts, t, groups[0])]
     else:

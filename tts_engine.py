@@ -316,7 +316,7 @@ def compile_blocks(blocks) -> None:
 
 
 def warm_up(loaded: LoadedModel) -> None:
-    """Run one chunk and a batch of two, two lengths each."""
+    """Run one chunk, then a batch of two chunks of different lengths."""
     import torch
 
     started = time.monotonic()

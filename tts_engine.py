@@ -121,6 +121,7 @@ class LoadedModel:
     attn_backend: str
     load_seconds: float
     references: ReferenceCache = field(default_factory=ReferenceCache)
+    packed: bool = False      # a DiT backbone: chunks run as packed batches (packed_dit)
     shard_pool: Optional[ThreadPoolExecutor] = None   # CPU only: see cpu_shards
     shards: int = 1
     compiled: bool = False
@@ -262,10 +263,11 @@ def _load(spec: ModelSpec) -> LoadedModel:
                           f"{str(exc)[:200]}); check F5TTS_MODEL, F5TTS_CKPT_FILE, "
                           "F5TTS_VOCAB_FILE and VOCODER_LOCAL_PATH") from exc
     model.eval()
-    if packed_dit.supports(model.transformer):
-        packed_dit.install(model.transformer)
     loaded = LoadedModel(spec, model, vocoder, mel.mel_spec_type, int(mel.target_sample_rate),
-                         int(mel.hop_length), arch["attn_backend"], 0.0)
+                         int(mel.hop_length), arch["attn_backend"], 0.0,
+                         packed=packed_dit.supports(model.transformer))
+    if loaded.packed:
+        packed_dit.install(model.transformer)
     if spec.device == "cpu":
         loaded.shards = cpu_shards()
         loaded.shard_pool = packed_dit.row_pool(loaded.shards) if loaded.shards > 1 else None
@@ -478,7 +480,7 @@ def sample_chunks(loaded: LoadedModel, ref: PreparedReference, plans: list, step
     """Generated mels (frames x n_mels), in the order of ``plans``. Chunks of similar
     length share a batch. A backbone other than DiT runs one chunk at a time
     through the package's own forward, which pads a batch into every item."""
-    batch = MAX_BATCH_CHUNKS if packed_dit.supports(loaded.model.transformer) else 1
+    batch = MAX_BATCH_CHUNKS if loaded.packed else 1
     order = sorted(range(len(plans)), key=lambda index: plans[index].frames)
     mels = [None] * len(plans)
     for start in range(0, len(order), batch):
@@ -537,7 +539,7 @@ def _integrate(loaded: LoadedModel, noise, cond, text, lengths: list, steps: int
 
     model, guided = loaded.model, cfg_strength >= 1e-5
     predict = _packed_predictor(loaded, text, lengths, cond, guided) \
-        if packed_dit.supports(model.transformer) else _package_predictor(model, cond, text, guided)
+        if loaded.packed else _package_predictor(model, cond, text, guided)
 
     def flow(t, x):
         if not guided:

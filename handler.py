@@ -11,16 +11,14 @@ import sys
 from dataclasses import dataclass
 from typing import Optional
 
-import jobs
 import model_cache_init
-import schemas
-import tts_engine
-import tts_job
-import url_fetch
-import voices
-from errors import INTERNAL_ERROR, WorkerError
 from s3_utils import Storage, get_storage
 from settings import Settings, SettingsError, load_settings
+from worker import schemas
+from worker.core.errors import INTERNAL_ERROR, WorkerError
+from worker.inference import engine, transcriber
+from worker.media import url_fetch
+from worker.services import jobs, tts_job, voices
 
 VERSION = "1.0.0"
 log = logging.getLogger("handler")
@@ -35,7 +33,7 @@ class Context:
 
 
 def _tts(request, ctx: Context):
-    loaded_before = tts_engine.is_loaded()
+    loaded_before = engine.is_loaded()
     result = tts_job.run(request, ctx.job_id, ctx.settings, ctx.storage)
     if not loaded_before and ctx.settings.enable_s3_model_cache:
         # The first load filled the local cache: mirror what the bucket lacks,
@@ -47,7 +45,7 @@ def _tts(request, ctx: Context):
 
 def _upload(request, ctx: Context):
     def transcribe(samples, rate):
-        return tts_engine.transcribe(ctx.settings, samples, rate)
+        return transcriber.transcribe(ctx.settings, samples, rate)
     return voices.upload(ctx.storage, request, ctx.settings, url_fetch.fetch_to_file, transcribe)
 
 
@@ -63,7 +61,7 @@ def _download(request, ctx: Context):
 
 def _health(request, ctx: Context):
     facts = model_cache_init.health_facts(ctx.settings, ctx.startup)
-    return {"status": "ok", "version": VERSION, "model_loaded": tts_engine.is_loaded(),
+    return {"status": "ok", "version": VERSION, "model_loaded": engine.is_loaded(),
             "storage": ctx.storage.kind, **facts}
 
 
@@ -128,7 +126,7 @@ def main() -> None:
     configure_logging(settings.log_level)
     runpod.serverless.register_fitness_check(fitness)
     report = model_cache_init.prepare_worker(settings,
-                                             preload=lambda: tts_engine.get_model(settings))
+                                             preload=lambda: engine.get_model(settings))
     # One job at a time (no concurrency_modifier). bench/ measured 4 jobs at once
     # in threads no faster than 1 (generation holds the engine's run lock), and a
     # worker holding queued tts jobs keeps them from idle workers. The SDK also

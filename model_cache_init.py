@@ -19,15 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from errors import WorkerError
-# Re-exported: the start-up interface is this module's.
-from lazy_install import (  # noqa: F401  (flash_attn_wheel)
-    FLASH_ATTN, LAZY_PACKAGES, flash_attn_wheel, install_flash_attn, install_missing,
-    is_present, package_states,
-)
-from model_sync import sync_models_down, upload_missing_models
 from s3_utils import Storage, get_storage
 from settings import Settings
+from worker.core.errors import WorkerError
+
+# Re-exported: the start-up interface is this module's.
+from worker.startup.lazy_install import (  # noqa: F401  (flash_attn_wheel)
+    FLASH_ATTN,
+    LAZY_PACKAGES,
+    flash_attn_wheel,
+    install_flash_attn,
+    install_missing,
+    is_present,
+    package_states,
+)
+from worker.startup.model_sync import sync_models_down, upload_missing_models
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +89,7 @@ def timing_methods(settings: Settings, packages: dict) -> list:
     methods = []
     if packages.get("whisperx") == "installed":
         methods.append("whisperx")
-    # Same rule as word_timing.available_methods: Google needs credentials.
+    # Same rule as worker.timing.chain.available_methods: Google needs credentials.
     google_access = settings.google_application_credentials or settings.google_credentials_json
     if packages.get("google-cloud-speech") == "installed" and google_access:
         methods.append("google")
@@ -112,7 +118,9 @@ def prepare_worker(settings: Settings, preload: Optional[Callable[[], object]] =
     flash = _step("flash-attn", lambda: install_flash_attn(settings), str)
     packages = _step("packages", lambda: install_missing(settings),
                      lambda why: {p.name: why for p in LAZY_PACKAGES})
-    get = (lambda: storage or get_storage(settings))
+    def get() -> Storage:
+        return storage or get_storage(settings)
+
     sync = _step("model cache sync", lambda: sync_models_down(settings, get(), cache_dir)
                  if settings.enable_s3_model_cache else "disabled", str)
     report = StartupReport(packages, flash, str(cache_dir), sync,

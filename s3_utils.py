@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from errors import NOT_FOUND, STORAGE_ERROR, WorkerError
 from settings import Settings
+from worker.core.errors import NOT_FOUND, STORAGE_ERROR, WorkerError
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,10 @@ class LocalStorage(Storage):
 
     def list(self, prefix):
         # S3 prefixes are plain string prefixes: walk the folder that holds them.
-        folder = prefix if prefix.endswith("/") else prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        if prefix.endswith("/") or "/" not in prefix:
+            folder = prefix if prefix.endswith("/") else ""
+        else:
+            folder = prefix.rsplit("/", 1)[0]
         base = self._path(folder.rstrip("/")) if folder.strip("/") else self.root
         if not base.is_dir():
             return

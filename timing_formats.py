@@ -14,10 +14,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import unicodedata
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Sequence, Tuple
+
+from worker.core.timings import WordTiming, scaled
+from worker.text.words import join_words, separator
 
 FORMATS = ("srt", "vtt", "csv", "json", "ass")
 CUE_MODES = ("word", "phrase")
@@ -31,36 +32,9 @@ SENTENCE_ENDS = (".", "!", "?", "\u2026", "\u3002", "\uff01", "\uff1f")
 _CLOSING = "\"')]}\u201d\u2019\u300d\u300f\uff09"
 
 
-def round_time(seconds: float, places: int = 3) -> float:
-    """``seconds`` rounded half up to ``places`` decimals (ms by default)."""
-    return float(_scaled(seconds, places).scaleb(-places))
-
-
-def _scaled(seconds: float, places: int) -> Decimal:
-    # repr() gives the shortest decimal that reads back as the same float, so
-    # 0.9995 is rounded as the number the caller wrote, not as 0.99949999...
-    value = Decimal(repr(float(seconds)))
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"a timestamp must be a finite number >= 0, got {seconds!r}")
-    return value.scaleb(places).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-
-
 def format_seconds(seconds: float, places: int = 3) -> str:
     """Plain decimal seconds for CSV: ``1.000``, never scientific notation."""
-    return f"{_scaled(seconds, places).scaleb(-places):f}"
-
-
-@dataclass(frozen=True)
-class WordTiming:
-    word: str
-    start_time: float
-    end_time: float
-    confidence: Optional[float]   # 0..1, or None when the word was not timed
-
-    def to_dict(self) -> dict:
-        confidence = None if self.confidence is None else round(float(self.confidence), 3)
-        return {"word": self.word, "start_time": round_time(self.start_time),
-                "end_time": round_time(self.end_time), "confidence": confidence}
+    return f"{scaled(seconds, places).scaleb(-places):f}"
 
 
 @dataclass(frozen=True)
@@ -81,41 +55,12 @@ def format_timestamp(seconds: float, fmt: str) -> str:
     """``seconds`` as a timestamp of subtitle format ``fmt`` (srt, vtt, ass)."""
     clock = _CLOCKS[fmt]
     scale = 10 ** clock.places
-    units = int(_scaled(seconds, clock.places))
+    units = int(scaled(seconds, clock.places))
     hours, units = divmod(units, 3600 * scale)
     minutes, units = divmod(units, 60 * scale)
     whole, fraction = divmod(units, scale)
     return (f"{hours:0{clock.hour_digits}d}:{minutes:02d}:{whole:02d}"
             f"{clock.separator}{fraction:0{clock.places}d}")
-
-
-def is_cjk(char: str) -> bool:
-    """True for Han, kana and CJK punctuation: the scripts written without spaces
-    (Korean puts spaces between words, so Hangul is not among them)."""
-    code = ord(char)
-    return (0x3000 <= code <= 0x30FF or 0x3400 <= code <= 0x4DBF
-            or 0x4E00 <= code <= 0x9FFF or 0xF900 <= code <= 0xFAFF
-            or 0xFF00 <= code <= 0xFFEF or 0x20000 <= code <= 0x2FA1F)
-
-
-def _is_cjk_punctuation(char: str) -> bool:
-    return is_cjk(char) and unicodedata.category(char)[0] == "P"
-
-
-def _separator(previous: str, word: str) -> str:
-    # Full-width punctuation carries its own space; CJK characters take none.
-    if (not previous or (is_cjk(previous[-1]) and is_cjk(word[0]))
-            or _is_cjk_punctuation(previous[-1]) or _is_cjk_punctuation(word[0])):
-        return ""
-    return " "
-
-
-def join_words(words: Sequence[str]) -> str:
-    """Words back into a line: spaces between them, none between CJK characters."""
-    text = ""
-    for word in words:
-        text += _separator(text, word) + word
-    return text
 
 
 @dataclass(frozen=True)
@@ -207,15 +152,15 @@ def _ass_escape(word: str) -> str:
 def _karaoke(cue: Cue) -> str:
     """``{\\kN}`` per word, N in centiseconds, counted on the rounded clock so
     the durations add up to the cue exactly; silences get an empty syllable."""
-    position, parts, previous = int(_scaled(cue.start, 2)), [], ""
+    position, parts, previous = int(scaled(cue.start, 2)), [], ""
     for word in cue.words:
-        start, end = int(_scaled(word.start_time, 2)), int(_scaled(word.end_time, 2))
-        separator = _separator(previous, word.word)
+        start, end = int(scaled(word.start_time, 2)), int(scaled(word.end_time, 2))
+        space = separator(previous, word.word)
         if start > position:
-            parts.append(f"{{\\k{start - position}}}{separator}")
-            separator = ""
+            parts.append(f"{{\\k{start - position}}}{space}")
+            space = ""
         start = max(start, position)
-        parts.append(f"{{\\k{max(end - start, 0)}}}{separator}{_ass_escape(word.word)}")
+        parts.append(f"{{\\k{max(end - start, 0)}}}{space}{_ass_escape(word.word)}")
         position, previous = max(end, start), word.word
     return "".join(parts)
 

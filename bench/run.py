@@ -143,11 +143,11 @@ def chunk_counts(text: str) -> dict:
     import torchaudio
     from f5_tts.infer.utils_infer import chunk_text, preprocess_ref_audio_text
 
-    import tts_engine
-    import voices
+    from worker.inference import synthesis
+    from worker.services import voices
 
     ref = voices.package_reference()
-    worker = tts_engine.split_text(text, ref.ref_text, len(ref.samples) / ref.sample_rate, 1.0)
+    worker = synthesis.split_text(text, ref.ref_text, len(ref.samples) / ref.sample_rate, 1.0)
     with _quiet():
         ref_file, ref_text = preprocess_ref_audio_text(str(package_file(REFERENCE)),
                                                        REFERENCE_TEXT)
@@ -221,13 +221,13 @@ def measure_cold_start(env: dict, nfe: int) -> dict:
 def measure_concurrency(levels: list, jobs: int, nfe: int, serialized: bool = True) -> dict:
     """Jobs per minute with ``level`` jobs at once, each thread calling the handler."""
     import handler
-    import tts_engine
+    from worker.inference import synthesis
 
     results = {}
     for level in levels:
-        lock = tts_engine._RUN_LOCK
+        lock = synthesis._RUN_LOCK
         if not serialized:
-            tts_engine._RUN_LOCK = contextlib.nullcontext()  # experiment only
+            synthesis._RUN_LOCK = contextlib.nullcontext()  # experiment only
         try:
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=level) as pool:
@@ -237,7 +237,7 @@ def measure_concurrency(levels: list, jobs: int, nfe: int, serialized: bool = Tr
                     range(jobs)))
             wall = time.perf_counter() - started
         finally:
-            tts_engine._RUN_LOCK = lock
+            synthesis._RUN_LOCK = lock
         failed = [out["error"] for out in outs if "error" in out]
         if failed:
             raise RuntimeError(f"concurrent jobs failed: {failed[:2]}")
@@ -279,9 +279,9 @@ def render_table(results: dict) -> str:
 
 
 def _engine_batch_size() -> int:
-    import tts_engine
+    from worker.inference import synthesis
 
-    return tts_engine.MAX_BATCH_CHUNKS
+    return synthesis.MAX_BATCH_CHUNKS
 
 
 def write(results: dict, out: Path) -> None:
@@ -363,8 +363,8 @@ def main(argv: Optional[list] = None) -> dict:
         apply_env(env)
         official, worker = Official(models, args.device), Worker("bench")
         if args.max_batch_chunks:
-            import tts_engine
-            tts_engine.MAX_BATCH_CHUNKS = args.max_batch_chunks  # experiment only
+            from worker.inference import synthesis
+            synthesis.MAX_BATCH_CHUNKS = args.max_batch_chunks  # experiment only
         results["max_batch_chunks"] = _engine_batch_size()
         log.info("warm-up: one run of each path (loads the worker's model)")
         official(SHORT_TEXT, args.nfe, SEED)

@@ -8,7 +8,7 @@ punkt_tab (WhisperX loads it at every alignment) and the English aligner.
 an image that would reach for the network at run time fails to build instead.
 
 Self-contained on purpose (the worker's source is copied after this layer);
-tests/test_delivery.py keeps its names in step with tts_engine.py.
+tests/test_delivery.py keeps its names in step with worker/inference/models.py.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 log = logging.getLogger("bake_models")
 
-# The same hub paths tts_engine.CHECKPOINTS and VOCODER_REPO name.
+# The same hub paths worker.inference.models.CHECKPOINTS and VOCODER_REPO name.
 F5_REPO, F5_FILE = "SWivid/F5-TTS", "F5TTS_v1_Base/model_1250000.safetensors"
 VOCODER_REPO, VOCODER_FILES = "charactr/vocos-mel-24khz", ("config.yaml", "pytorch_model.bin")
 ASR_MODEL = "openai/whisper-large-v3-turbo"

@@ -234,7 +234,8 @@ def local_api(tmp_path, tiny_models):
                 break
             except requests.ConnectionError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("local API did not start:\n" + log_path.read_text())
+                    raise RuntimeError("local API did not start:\n"
+                                       + log_path.read_text()) from None
                 time.sleep(0.3)
         yield base, env, log_path
     finally:

@@ -71,10 +71,11 @@ def test_non_tts_actions_load_no_model_and_no_torch(tmp_path):
     from pathlib import Path
 
     code = """
-import json, sys, handler, tts_engine
+import json, sys, handler
+from worker.inference import engine
 outs = [handler.handler({"id": "p", "input": payload}) for payload in json.loads(sys.argv[1])]
 print(json.dumps({"outs": outs, "torch": "torch" in sys.modules,
-                  "loaded": tts_engine.is_loaded()}))
+                  "loaded": engine.is_loaded()}))
 """
     payloads = [{"action": "list_voices"}, {"action": "status", "job_id": "none"},
                 {"action": "result", "job_id": "none"}, {"action": "health"},

@@ -226,7 +226,7 @@ def test_the_image_holds_every_module_the_worker_imports():
             todo += sorted(local_imports(ROOT / f"{name}.py"))
     missing = sorted(f"{name}.py" for name in needed if f"{name}.py" not in copied)
     assert not missing, f"add to the source COPY of Dockerfile.runpod: {missing}"
-    import lazy_install
+    from worker.startup import lazy_install
 
     assert lazy_install.CONSTRAINTS_FILE.name in copied
 
@@ -283,12 +283,12 @@ def load_bake():
 def test_bake_script_fetches_what_the_worker_loads():
     import importlib.util
 
-    import tts_engine
     from settings import Settings
+    from worker.inference import models
 
     bake = load_bake()
-    assert f"hf://{bake.F5_REPO}/{bake.F5_FILE}" == tts_engine.CHECKPOINTS["F5TTS_v1_Base"]
-    assert bake.VOCODER_REPO == tts_engine.VOCODER_REPO
+    assert f"hf://{bake.F5_REPO}/{bake.F5_FILE}" == models.CHECKPOINTS["F5TTS_v1_Base"]
+    assert bake.VOCODER_REPO == models.VOCODER_REPO
     assert bake.ASR_MODEL == Settings().asr_model
     # whisperx's default English aligner, read from its source (no heavy import).
     spec = importlib.util.find_spec("whisperx")

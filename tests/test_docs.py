@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from errors import CODES, INVALID_INPUT, UNKNOWN_ACTION
+from worker.core.errors import CODES, INVALID_INPUT, UNKNOWN_ACTION
 
 ROOT = Path(__file__).resolve().parents[1]
 API = ROOT / "API.md"
@@ -130,7 +130,7 @@ def api_examples() -> list:
 # ---- API.md ---------------------------------------------------------------------
 
 def test_every_action_has_a_section_with_a_request_and_a_response():
-    import schemas
+    from worker import schemas
 
     text = API.read_text()
     for action in schemas.SCHEMAS:
@@ -141,7 +141,7 @@ def test_every_action_has_a_section_with_a_request_and_a_response():
 
 
 def test_field_tables_list_exactly_the_schema_fields():
-    import schemas
+    from worker import schemas
 
     text = API.read_text()
     for action in ("tts", "upload", "download"):
@@ -162,7 +162,7 @@ def test_error_examples_use_real_codes():
 
 
 def test_compatibility_section_names_every_alias():
-    import schemas
+    from worker import schemas
 
     text = section(API.read_text(), "## Compatibility with the earlier worker")
     for aliases in schemas.ALIASES.values():
@@ -191,7 +191,7 @@ def docs_worker(tts_worker, reference_wav, tmp_path, monkeypatch):
 
 
 def _ensure_voice(worker, name: str) -> None:
-    import voices
+    from worker.services import voices
 
     if not voices.exists(worker.storage, name):
         done = worker({"action": "upload", "voice_name": name,
@@ -201,8 +201,8 @@ def _ensure_voice(worker, name: str) -> None:
 
 def _prepare(worker, example: Example) -> dict:
     """The state an example assumes; returns the payload to send."""
-    import schemas
-    import voices
+    from worker import schemas
+    from worker.services import voices
 
     action, fields = schemas.normalize(example.payload)
     if action == "upload":

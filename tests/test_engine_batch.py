@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-import packed_dit
-import tts_engine
-import voices
 from settings import load_settings
+from worker.inference import engine, packed_dit, references, synthesis
+from worker.services import voices
 
 LONG_TEXT = " ".join(
     f"Sentence number {word} tells a small story about the sea, the wind and the light."
@@ -34,7 +33,7 @@ def lively_models(tiny_models, tmp_path_factory):
 
 @pytest.fixture
 def loaded(lively_models):
-    return tts_engine.get_model(load_settings({**lively_models, "DEVICE": "cpu"}))
+    return engine.get_model(load_settings({**lively_models, "DEVICE": "cpu"}))
 
 
 @pytest.fixture(scope="module")
@@ -43,25 +42,25 @@ def reference():
 
 
 def speak(loaded, reference, text, seed):
-    return tts_engine.generate(loaded, reference.samples, reference.sample_rate,
+    return synthesis.generate(loaded, reference.samples, reference.sample_rate,
                                reference.ref_text, text, seed=seed, nfe_step=4)
 
 
 def plans_for(loaded, reference, texts, seed=11):
-    ref = tts_engine.prepared_reference(loaded, reference.samples, reference.sample_rate,
+    ref = references.prepared_reference(loaded, reference.samples, reference.sample_rate,
                                         reference.ref_text)
-    return ref, tts_engine.plan_chunks(loaded, ref, reference.ref_text, texts, seed, 1.0)
+    return ref, synthesis.plan_chunks(loaded, ref, reference.ref_text, texts, seed, 1.0)
 
 
 def test_long_text_runs_as_one_batch_and_reproduces(loaded, reference, monkeypatch):
     batch_sizes = []
-    real = tts_engine.sample_batch
+    real = synthesis.sample_batch
 
     def counting(loaded, ref, plans, steps, cfg_strength):
         batch_sizes.append(len(plans))
         return real(loaded, ref, plans, steps, cfg_strength)
 
-    monkeypatch.setattr(tts_engine, "sample_batch", counting)
+    monkeypatch.setattr(synthesis, "sample_batch", counting)
     first = speak(loaded, reference, LONG_TEXT, seed=5)
     assert len(first.chunks) >= 3 and batch_sizes == [len(first.chunks)]
     second = speak(loaded, reference, LONG_TEXT, seed=5)
@@ -76,9 +75,9 @@ def test_a_chunk_does_not_depend_on_its_batch(loaded, reference):
              "Third one."]
     ref, plans = plans_for(loaded, reference, texts)
     with torch.inference_mode():
-        together = tts_engine.sample_batch(loaded, ref, plans, 4, 2.0)
-        alone = [tts_engine.sample_batch(loaded, ref, [plan], 4, 2.0)[0] for plan in plans]
-        pair = tts_engine.sample_batch(loaded, ref, plans[1:], 4, 2.0)
+        together = synthesis.sample_batch(loaded, ref, plans, 4, 2.0)
+        alone = [synthesis.sample_batch(loaded, ref, [plan], 4, 2.0)[0] for plan in plans]
+        pair = synthesis.sample_batch(loaded, ref, plans[1:], 4, 2.0)
     for batched, single in zip(together, alone):
         assert batched.shape == single.shape
         torch.testing.assert_close(batched, single, atol=1e-5, rtol=1e-4)
@@ -88,7 +87,7 @@ def test_a_chunk_does_not_depend_on_its_batch(loaded, reference):
 
 def test_splitting_into_more_batches_gives_the_same_audio(loaded, reference, monkeypatch):
     one_batch = speak(loaded, reference, LONG_TEXT, seed=9)
-    monkeypatch.setattr(tts_engine, "MAX_BATCH_CHUNKS", 2)
+    monkeypatch.setattr(synthesis, "MAX_BATCH_CHUNKS", 2)
     several = speak(loaded, reference, LONG_TEXT, seed=9)
     assert len(one_batch.samples) == len(several.samples)
     np.testing.assert_allclose(one_batch.samples, several.samples, atol=1e-4)
@@ -100,16 +99,16 @@ def test_one_chunk_matches_the_package_sampler(loaded, reference):
     a kernel's reduction order follows its thread count."""
     ref, (plan,) = plans_for(loaded, reference, ["Hello there, this is a test."], seed=21)
     assert reference.sample_rate == loaded.sample_rate  # so no resampling to repeat here
-    audio = torch.from_numpy(tts_engine.trim_silent_edges(reference.samples,
+    audio = torch.from_numpy(references.trim_silent_edges(reference.samples,
                                                           reference.sample_rate)).unsqueeze(0)
     rms = float(torch.sqrt(torch.mean(torch.square(audio))))
-    if rms < tts_engine.TARGET_RMS:
-        audio = audio * tts_engine.TARGET_RMS / rms
+    if rms < references.TARGET_RMS:
+        audio = audio * references.TARGET_RMS / rms
     with torch.inference_mode():
-        ours = tts_engine.sample_batch(loaded, ref, [plan], 4, 2.0)[0]
+        ours = synthesis.sample_batch(loaded, ref, [plan], 4, 2.0)[0]
         theirs, _ = loaded.model.sample(cond=audio, text=[plan.tokens], duration=plan.frames,
                                         steps=4, cfg_strength=2.0,
-                                        sway_sampling_coef=tts_engine.SWAY_SAMPLING,
+                                        sway_sampling_coef=synthesis.SWAY_SAMPLING,
                                         seed=plan.seed)
     torch.testing.assert_close(ours, theirs[0, ref.frames:], atol=1e-4, rtol=1e-4)
 
@@ -120,7 +119,7 @@ def test_chunk_spans_are_ordered_and_cover_the_audio(loaded, reference):
     assert len(chunks) >= 3
     assert chunks[0].start == 0.0
     assert chunks[-1].end == pytest.approx(len(generation.samples) / rate, abs=1 / rate)
-    fade = tts_engine.CROSS_FADE_S
+    fade = synthesis.CROSS_FADE_S
     for before, after in zip(chunks, chunks[1:]):
         assert before.start < before.end and after.start < after.end
         assert before.start <= after.start <= before.end <= after.end
@@ -131,7 +130,7 @@ def test_chunk_spans_are_ordered_and_cover_the_audio(loaded, reference):
 def test_reference_cache_is_hit_on_the_second_job(tts_worker, tiny_models):
     job = {"text": "Cached reference.", "seed": 1, "nfe_step": 4}
     assert "error" not in tts_worker(job)
-    cache = tts_engine.get_model(load_settings({**tiny_models, "DEVICE": "cpu"})).references
+    cache = engine.get_model(load_settings({**tiny_models, "DEVICE": "cpu"})).references
     hits, misses = cache.hits, cache.misses
     assert "error" not in tts_worker({**job, "text": "Another text, same voice."})
     assert (cache.hits, cache.misses) == (hits + 1, misses)
@@ -142,7 +141,7 @@ def test_reference_cache_is_hit_on_the_second_job(tts_worker, tiny_models):
 
 
 def test_reference_cache_is_bounded_and_least_recently_used_goes_first():
-    cache = tts_engine.ReferenceCache(capacity=2)
+    cache = references.ReferenceCache(capacity=2)
     made = []
 
     def maker(name):
@@ -160,13 +159,13 @@ def test_reference_cache_is_bounded_and_least_recently_used_goes_first():
 
 def test_reference_key_covers_samples_rate_and_transcript():
     samples = np.linspace(-0.5, 0.5, 2400, dtype=np.float32)
-    key = tts_engine.reference_key(samples, 24000, "text")
-    assert key == tts_engine.reference_key(samples.copy(), 24000, "text")
+    key = references.reference_key(samples, 24000, "text")
+    assert key == references.reference_key(samples.copy(), 24000, "text")
     changed = samples.copy()
     changed[100] += 0.01
-    assert key != tts_engine.reference_key(changed, 24000, "text")
-    assert key != tts_engine.reference_key(samples, 16000, "text")
-    assert key != tts_engine.reference_key(samples, 24000, "other text")
+    assert key != references.reference_key(changed, 24000, "text")
+    assert key != references.reference_key(samples, 16000, "text")
+    assert key != references.reference_key(samples, 24000, "other text")
 
 
 def test_sampling_keeps_no_state_on_the_model_even_when_it_fails(loaded, reference,
@@ -186,7 +185,7 @@ def test_sampling_keeps_no_state_on_the_model_even_when_it_fails(loaded, referen
 
     monkeypatch.setattr(block, "forward", failing)
     with torch.inference_mode(), pytest.raises(RuntimeError, match="simulated"):
-        tts_engine.sample_batch(loaded, ref, plans, 4, 2.0)
+        synthesis.sample_batch(loaded, ref, plans, 4, 2.0)
     assert calls == [None, None]
     assert transformer.text_cond is None and transformer.text_uncond is None
 
@@ -196,18 +195,18 @@ def test_reference_edges_are_trimmed_as_the_package_does():
     tone = (0.3 * np.sin(np.linspace(0, 2 * np.pi * 220, rate))).astype(np.float32)
     clip = np.concatenate([np.zeros(rate // 5, np.float32), tone,
                            np.full(3 * rate // 10, 1e-4, np.float32)])
-    trimmed = tts_engine.trim_silent_edges(clip, rate)
-    tail = int(tts_engine.REFERENCE_TAIL_S * rate)
-    assert abs(len(trimmed) - tail - len(tone)) <= int(tts_engine.EDGE_STEP_S * rate)
+    trimmed = references.trim_silent_edges(clip, rate)
+    tail = int(references.REFERENCE_TAIL_S * rate)
+    assert abs(len(trimmed) - tail - len(tone)) <= int(references.EDGE_STEP_S * rate)
     assert not trimmed[-tail:].any() and trimmed[:tail].any()
     silent = np.zeros(rate, np.float32)
-    assert np.array_equal(tts_engine.trim_silent_edges(silent, rate), silent)
+    assert np.array_equal(references.trim_silent_edges(silent, rate), silent)
 
 
 @pytest.mark.parametrize("given,used", [("Some text.", "Some text. "), ("Some text", "Some text. "),
                                         ("Some text. ", "Some text. "), ("你好。", "你好。")])
 def test_reference_transcript_ends_as_the_package_makes_it(given, used):
-    assert tts_engine.package_ref_text(given) == used
+    assert references.package_ref_text(given) == used
 
 
 def test_row_pool_threads_use_one_core_each_and_leave_the_default_alone():

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-import tts_engine
-import voices
 from settings import load_settings
+from worker.inference import compile as compiling
+from worker.inference import models, synthesis
+from worker.services import voices
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
                                 reason="inductor needs a C++ compiler on the CPU")
@@ -24,8 +25,8 @@ pytestmark = pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c+
 @pytest.fixture
 def fresh(tiny_models):
     torch._dynamo.reset()
-    spec = tts_engine.model_spec(load_settings({**tiny_models, "DEVICE": "cpu"}))
-    loaded = tts_engine._load(spec)
+    spec = models.model_spec(load_settings({**tiny_models, "DEVICE": "cpu"}))
+    loaded = models.load(spec)
     yield loaded
     if loaded.shard_pool is not None:
         loaded.shard_pool.shutdown()
@@ -34,7 +35,7 @@ def fresh(tiny_models):
 
 def speak(loaded, text):
     reference = voices.package_reference()
-    return tts_engine.generate(loaded, reference.samples, reference.sample_rate,
+    return synthesis.generate(loaded, reference.samples, reference.sample_rate,
                                reference.ref_text, text, seed=4, nfe_step=4).samples
 
 
@@ -44,7 +45,7 @@ TEXTS = ["A short one.", "A somewhat longer sentence for a second length.",
 
 def test_compiled_model_speaks_as_the_eager_one_with_one_graph_for_every_length(fresh):
     eager = [speak(fresh, text) for text in TEXTS]
-    assert tts_engine.compile_and_warm_up(fresh) is True
+    assert compiling.compile_and_warm_up(fresh, synthesis.warm_up) is True
     graphs = dict(torch._dynamo.utils.counters["stats"])
     assert graphs.get("unique_graphs", 0) >= 2  # the norm's and the feed-forward's
     compiled = [speak(fresh, text) for text in TEXTS]
@@ -62,7 +63,7 @@ def test_a_failed_compile_leaves_the_model_eager_and_working(fresh, monkeypatch,
 
     monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/c++",))
     before = speak(fresh, TEXTS[0])
-    assert tts_engine.compile_and_warm_up(fresh) is False
+    assert compiling.compile_and_warm_up(fresh, synthesis.warm_up) is False
     assert "torch.compile failed" in caplog.text
     for block in fresh.model.transformer.transformer_blocks:
         assert block.attn_norm.forward.__func__ is type(block.attn_norm).forward

@@ -11,10 +11,18 @@ from pathlib import Path
 
 import pytest
 
-import lazy_install
-from lazy_install import (FLASH_ATTN, LAZY_PACKAGES, InstallOptions, LazyPackage,
-                          flash_attn_wheel, install_flash_attn, install_missing, is_present)
 from settings import load_settings
+from worker.startup import lazy_install
+from worker.startup.lazy_install import (
+    FLASH_ATTN,
+    LAZY_PACKAGES,
+    InstallOptions,
+    LazyPackage,
+    flash_attn_wheel,
+    install_flash_attn,
+    install_missing,
+    is_present,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = LazyPackage("lazydemo", "lazydemo", "1.0", 1)
@@ -92,7 +100,8 @@ def settings(**env):
 
 
 def imports_from(target: Path, module: str) -> str:
-    code = f"import sys; sys.path.insert(0, {str(target)!r}); import {module}; print({module}.VALUE)"
+    code = (f"import sys; sys.path.insert(0, {str(target)!r}); "
+            f"import {module}; print({module}.VALUE)")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip()
 

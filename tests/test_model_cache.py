@@ -9,9 +9,14 @@ from pathlib import Path
 import boto3
 import pytest
 
-from model_sync import MANIFEST_KEY, scan_cache, sync_models_down, upload_missing_models
 from s3_utils import S3Storage
 from settings import load_settings
+from worker.startup.model_sync import (
+    MANIFEST_KEY,
+    scan_cache,
+    sync_models_down,
+    upload_missing_models,
+)
 
 BLOB = "0f" * 20
 BLOB_BYTES = os.urandom(300_000)

@@ -17,9 +17,9 @@ from urllib.request import url2pathname
 import pytest
 import requests
 
-from errors import NOT_FOUND, STORAGE_ERROR, WorkerError
 from s3_utils import MULTIPART_THRESHOLD, LocalStorage, S3Storage, get_storage
 from settings import load_settings
+from worker.core.errors import NOT_FOUND, STORAGE_ERROR, WorkerError
 
 BACKENDS = ["local", "s3", "s3_prefixed"]
 PREFIX = "tenant/a"

@@ -10,12 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from lazy_install import LAZY_PACKAGES, LazyPackage
-from model_cache_init import (CACHE_SUBDIR, StartupReport, choose_cache_dir,
-                              configure_cache_env, fitness_check, health_facts,
-                              prepare_worker, upload_missing_models)
+from model_cache_init import (
+    CACHE_SUBDIR,
+    StartupReport,
+    choose_cache_dir,
+    configure_cache_env,
+    fitness_check,
+    health_facts,
+    prepare_worker,
+    upload_missing_models,
+)
 from s3_utils import S3Storage
 from settings import load_settings
+from worker.startup.lazy_install import LAZY_PACKAGES, LazyPackage
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE_VARS = ("HF_HOME", "HF_HUB_CACHE", "TORCH_HOME", "NLTK_DATA", "XDG_CACHE_HOME")

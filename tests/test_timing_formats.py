@@ -11,8 +11,16 @@ from decimal import Decimal
 
 import pytest
 
-from timing_formats import (CUE_MODES, FORMATS, MAX_CUE_CHARS, MAX_CUE_SECONDS, WordTiming,
-                            format_timestamp, group_cues, render)
+from timing_formats import (
+    CUE_MODES,
+    FORMATS,
+    MAX_CUE_CHARS,
+    MAX_CUE_SECONDS,
+    WordTiming,
+    format_timestamp,
+    group_cues,
+    render,
+)
 
 # Edge times on purpose: 0, a .9995 that rounds up across a second, exactly one
 # hour, and past ten hours; times in milliseconds and centiseconds as a person
@@ -188,7 +196,7 @@ def test_ffmpeg_converts_each_subtitle_file(tmp_path, fmt, cues):
 
 def _timeline(count: int, step: float = 0.3, pause_after=()):
     words, now = [], 0.0
-    texts = ["word%d" % n for n in range(count)]
+    texts = [f"word{n}" for n in range(count)]
     for index, text in enumerate(texts):
         words.append(WordTiming(text, now, now + step * 0.9, 0.9))
         now += step + (2.0 if index in pause_after else 0.0)

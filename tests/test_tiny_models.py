@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from tests.tiny_models import (
-    build_tiny_f5, build_tiny_vocos, reference_clip, tiny_model_env,
+    build_tiny_f5,
+    build_tiny_vocos,
+    reference_clip,
+    tiny_model_env,
 )
 
 
@@ -26,9 +29,9 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded(tiny):
-    from omegaconf import OmegaConf
     from f5_tts.infer.utils_infer import load_model, load_vocoder
     from f5_tts.model import DiT
+    from omegaconf import OmegaConf
 
     _, env = tiny
     arch = OmegaConf.to_container(OmegaConf.load(env["F5TTS_MODEL_CONFIG"]).model.arch)

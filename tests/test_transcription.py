@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile
 
-import tts_engine
 from settings import load_settings
 from tests.conftest import REFERENCE_TEXT
 from tests.tiny_asr import TRANSCRIPT, build_asr_model
+from worker.inference import transcriber
 
 TTS = {"seed": 1, "nfe_step": 4}
 
@@ -30,32 +30,31 @@ def asr_model(tmp_path, monkeypatch):
     try:
         yield folder
     finally:
-        for key in [key for key in tts_engine._MODELS
-                    if isinstance(key, tuple) and folder in key]:
-            tts_engine._MODELS.pop(key, None)
+        for key in [key for key in transcriber._PIPELINES if folder in key]:
+            transcriber._PIPELINES.pop(key, None)
 
 
 @pytest.fixture
 def asr_loads(monkeypatch):
     """Counts real loads of an ASR pipeline (each call goes through to the real loader)."""
     loads = []
-    real = tts_engine._load_asr
+    real = transcriber._load_asr
 
     def counted(model_id, device):
         loads.append(model_id)
         return real(model_id, device)
 
-    monkeypatch.setattr(tts_engine, "_load_asr", counted)
+    monkeypatch.setattr(transcriber, "_load_asr", counted)
     return loads
 
 
 def test_transcribe_returns_the_models_text(asr_model, reference_wav):
     samples, rate = soundfile.read(io.BytesIO(reference_wav), dtype="float32")
     settings = load_settings({"ASR_MODEL": asr_model, "DEVICE": "cpu"})
-    assert tts_engine.transcribe(settings, samples, rate) == TRANSCRIPT
+    assert transcriber.transcribe(settings, samples, rate) == TRANSCRIPT
     # Another rate and length go through the same resampling and padding path.
     half = samples[::2].astype(np.float32)
-    assert tts_engine.transcribe(settings, half, rate // 2) == TRANSCRIPT
+    assert transcriber.transcribe(settings, half, rate // 2) == TRANSCRIPT
 
 
 def test_voice_without_transcript_is_transcribed_once(tts_worker, asr_model, asr_loads,

@@ -10,13 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile
 
-import tts_engine
 from tests.conftest import REFERENCE_TEXT
 from tests.test_voices import fetch
+from worker.inference import synthesis
 
 ROOT = Path(__file__).resolve().parents[1]
 # Long enough for several chunks of the package's ~22 s chunking rule.
@@ -40,7 +39,7 @@ def test_same_seed_same_bytes_other_seed_differs(tts_worker):
 
 
 def test_multi_chunk_text_is_reproducible(tts_worker):
-    chunks = tts_engine.split_text(LONG_TEXT, REFERENCE_TEXT, 5.33, 1.0)
+    chunks = synthesis.split_text(LONG_TEXT, REFERENCE_TEXT, 5.33, 1.0)
     assert len(chunks) >= 3  # the case this test is about
     job = {"text": LONG_TEXT, "seed": 123, "nfe_step": 4}
     first, second = tts_worker(job), tts_worker(job)
@@ -125,7 +124,7 @@ def test_generation_failure_leaves_failed_record_and_no_objects(tts_worker, monk
     def broken(*args, **kwargs):
         raise RuntimeError("simulated numerical blow-up")
 
-    monkeypatch.setattr(tts_engine, "generate", broken)
+    monkeypatch.setattr(synthesis, "generate", broken)
     out = tts_worker({"text": "This will fail.", "seed": 1, "nfe_step": 4}, job_id="boom")
     assert out["error"].startswith("internal_error:")
     assert "Traceback" not in out["error"]
@@ -135,8 +134,8 @@ def test_generation_failure_leaves_failed_record_and_no_objects(tts_worker, monk
 
 
 def test_a_failed_write_after_the_audio_takes_the_audio_back(tts_worker, monkeypatch):
-    import jobs
-    from errors import WorkerError
+    from worker.core.errors import WorkerError
+    from worker.services import jobs
 
     real_put = jobs.JobTracker.put
 

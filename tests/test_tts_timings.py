@@ -7,8 +7,14 @@ import pytest
 import requests
 
 from tests.test_voices import fetch
-from tests.tiny_align import (Abort, SpeechServer, authorized_user_json, build_align_model,
-                              build_punkt, use_nltk_data)
+from tests.tiny_align import (
+    Abort,
+    SpeechServer,
+    authorized_user_json,
+    build_align_model,
+    build_punkt,
+    use_nltk_data,
+)
 
 TEXT = "The quick brown fox jumps over 2 lazy dogs & cats, again and again."
 

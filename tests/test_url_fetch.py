@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-import url_fetch
-from errors import WorkerError
+from worker.core.errors import WorkerError
+from worker.media import url_fetch
 
 REFUSED = [
     "http://127.0.0.1/x.wav",

@@ -1,4 +1,4 @@
-"""word_timing: WhisperX alignment, the Google Speech path, the estimate, the chain.
+"""Word timing: WhisperX alignment, the Google Speech path, the estimate, the chain.
 
 WhisperX runs for real on the CPU (a tiny random wav2vec2 folder, and a
 made-up acoustic model with known emissions); Google's real client talks gRPC
@@ -13,14 +13,22 @@ import grpc
 import numpy as np
 import pytest
 
-import word_timing
 from settings import load_settings
-from tests.tiny_align import (Abort, SpeechServer, ToneCTC, authorized_user_json,
-                              build_align_model, build_punkt, tone_recognizer, tone_speech,
-                              use_nltk_data)
-from timing_formats import FORMATS, join_words, render
-from word_timing import (ChunkSpan, available_methods, compute_word_timings,
-                         detect_language, split_words)
+from tests.tiny_align import (
+    Abort,
+    SpeechServer,
+    ToneCTC,
+    authorized_user_json,
+    build_align_model,
+    build_punkt,
+    tone_recognizer,
+    tone_speech,
+    use_nltk_data,
+)
+from timing_formats import FORMATS, render
+from worker.text.words import detect_language, join_words, split_words
+from worker.timing import whisperx_backend
+from worker.timing.chain import ChunkSpan, available_methods, compute_word_timings
 
 RATE = 24000
 REF_TEXT = "Some call me nature, others call me mother nature."
@@ -47,7 +55,7 @@ def nltk_data(punkt_root, monkeypatch):
 def tone_aligner(monkeypatch):
     """Put a ToneCTC for ``words`` where the aligner for ALIGN_MODEL=tone-ctc is kept."""
     def install(words, language="en"):
-        monkeypatch.setitem(word_timing._ALIGNERS, (language, "tone-ctc", "cpu"),
+        monkeypatch.setitem(whisperx_backend._ALIGNERS, (language, "tone-ctc", "cpu"),
                             (ToneCTC(words), ToneCTC.metadata(language)))
         return load_settings({"ALIGN_MODEL": "tone-ctc", "DEVICE": "cpu"})
     return install
@@ -123,7 +131,7 @@ def test_whisperx_aligns_real_speech_on_cpu(align_model, monkeypatch):
     monkeypatch.setattr(whisperx, "load_align_model",
                         lambda *a, **k: loads.append(a) or real_load(*a, **k))
     settings = load_settings({"ALIGN_MODEL": align_model, "DEVICE": "cpu"})
-    monkeypatch.delitem(word_timing._ALIGNERS, ("en", align_model, "cpu"), raising=False)
+    monkeypatch.delitem(whisperx_backend._ALIGNERS, ("en", align_model, "cpu"), raising=False)
     chunks = [ChunkSpan(REF_TEXT, 0.0, len(audio) / rate)]
     for _ in range(2):
         result = compute_word_timings(REF_TEXT, audio, rate, chunks, "en", "whisperx", settings)

@@ -27,8 +27,13 @@ PUNKT_FILES = ("abbrev_types.txt", "collocations.tab", "sent_starters.txt", "ort
 def build_align_model(folder: Path) -> Path:
     """A transformers wav2vec2 CTC folder that whisperx.load_align_model accepts."""
     import torch
-    from transformers import (Wav2Vec2Config, Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor,
-                              Wav2Vec2ForCTC, Wav2Vec2Processor)
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2CTCTokenizer,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForCTC,
+        Wav2Vec2Processor,
+    )
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab_file = folder / "vocab.json"
@@ -75,7 +80,8 @@ def tone_hz(index: int) -> int:
 
 
 def tone_speech(durations: Sequence[float], gaps: Sequence[float], rate: int = 24000,
-                lead: float = 0.3, tail: float = 0.3) -> Tuple[np.ndarray, List[Tuple[float, float]]]:
+                lead: float = 0.3,
+                tail: float = 0.3) -> Tuple[np.ndarray, List[Tuple[float, float]]]:
     """Word ``k`` as a tone of ``tone_hz(k)`` lasting ``durations[k]``, with
     ``gaps[k]`` of near-silence after it. Returns the audio and each word's
     ``(start, end)`` in seconds."""
@@ -202,7 +208,7 @@ class SpeechServer:
     endpoint: Optional[str] = None
     _server: object = None
 
-    def __enter__(self) -> "SpeechServer":
+    def __enter__(self) -> SpeechServer:
         import grpc
         from google.cloud import speech
 

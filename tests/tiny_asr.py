@@ -46,7 +46,7 @@ def vocabulary() -> tuple:
     vocab = {symbol: n for n, symbol in enumerate(byte_symbols())}
     merges, sequence = [], []
     words = TRANSCRIPT.split(" ")
-    for index, word in enumerate(words):
+    for word in words:
         word_merges, token = _word_pieces(" " + word)
         for merge in word_merges:
             if merge not in merges:

@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from errors import INTERNAL_ERROR, UNSUPPORTED_MEDIA, WorkerError
+from worker.core.errors import INTERNAL_ERROR, UNSUPPORTED_MEDIA, WorkerError
 
 SAMPLE_RATE = 24000
 MIN_SECONDS = 1.0

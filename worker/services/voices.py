@@ -14,15 +14,16 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
-import audio
-from errors import CONFLICT, INVALID_INPUT, NOT_FOUND, PAYLOAD_TOO_LARGE, WorkerError
-from jobs import now_iso
 from s3_utils import Storage
+from worker.core.errors import CONFLICT, INVALID_INPUT, NOT_FOUND, PAYLOAD_TOO_LARGE, WorkerError
+from worker.media import audio
+from worker.services.jobs import now_iso
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +190,8 @@ def _describe_flat(storage: Storage, name: str, objects: dict) -> dict:
 
 
 def _iso(timestamp: float) -> str:
-    from datetime import datetime, timezone
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(
+    from datetime import datetime
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(
         timespec="seconds").replace("+00:00", "Z")
 
 

@@ -9,12 +9,19 @@ from __future__ import annotations
 import re
 from typing import Literal, Optional
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from errors import INVALID_INPUT, PAYLOAD_TOO_LARGE, UNKNOWN_ACTION, WorkerError
 from settings import MAX_PRESIGNED_EXPIRY, Settings
+from worker.core.errors import INVALID_INPUT, PAYLOAD_TOO_LARGE, UNKNOWN_ACTION, WorkerError
 
 VOICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 JOB_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -23,7 +30,8 @@ MAX_REF_TEXT_CHARS = 2000
 MAX_URL_CHARS = 2048
 MAX_SEED = 2**31 - 1
 
-Name = Field(pattern=VOICE_NAME, description="1 to 64 of A-Z a-z 0-9 _ -, starting with a letter or digit")
+Name = Field(pattern=VOICE_NAME,
+             description="1 to 64 of A-Z a-z 0-9 _ -, starting with a letter or digit")
 
 
 def _limit_error(what: str, size: int, limit: int, unit: str) -> PydanticCustomError:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Optional
 
-from errors import INVALID_INPUT, JOB_FAILED, NOT_FOUND, WorkerError
 from s3_utils import Storage, content_type_for
+from worker.core.errors import INVALID_INPUT, JOB_FAILED, NOT_FOUND, WorkerError
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ STAGES = ("loading_model", "reference", "generating", "timing", "uploading")
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def job_prefix(job_id: str) -> str:

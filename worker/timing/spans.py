@@ -5,7 +5,7 @@ word spans from that, maps what an aligner or recognizer timed back onto the
 words of the text (sequence alignment, so "3" heard as "three" still lands),
 and turns spans with holes into the final list: every word once, in order,
 inside the audio, the untimed ones placed between their neighbours with
-``confidence`` None. word_timing runs the aligners and calls these.
+``confidence`` None. The chain runs the aligners and calls these.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from timing_formats import WordTiming
+from worker.core.timings import WordTiming
 
 FRAME_SECONDS = 0.02
 MIN_WORD_SECONDS = 0.06          # room an untimed word needs before it borrows from neighbours

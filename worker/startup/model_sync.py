@@ -19,9 +19,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
-from errors import WorkerError
 from s3_utils import Storage
 from settings import Settings
+from worker.core.errors import WorkerError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ GB = 1e9
 MB = 1024 * 1024
 MODELS_PREFIX = "models/"
 MANIFEST_KEY = MODELS_PREFIX + "manifest.json"
-SYNC_DIRS = ("hf/hub", "torch", "nltk_data", "alignment")  # alignment: word_timing's aligners
+SYNC_DIRS = ("hf/hub", "torch", "nltk_data", "alignment")  # alignment: whisperx_backend's aligners
 # Files this worker found corrupted in the bucket: its upload replaces them.
 REJECTED_FILE = ".model-sync-rejected.json"
 SKIP_SUFFIXES = (".incomplete", ".lock", ".tmp", ".part")

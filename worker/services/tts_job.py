@@ -1,24 +1,22 @@
 """The ``tts`` action: reference -> generate -> time -> write -> record."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
-import hashlib
 import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import audio
-import jobs
-import tts_engine
-import url_fetch
-import voices
-from errors import INTERNAL_ERROR, WorkerError
 from s3_utils import Storage
-from schemas import TtsRequest
 from settings import Settings
+from worker.core.errors import INTERNAL_ERROR, WorkerError
+from worker.inference import engine, synthesis, transcriber
+from worker.media import audio, url_fetch
+from worker.schemas import TtsRequest
+from worker.services import jobs, voices
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +87,14 @@ def _run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage,
         reference = _reference(request, settings, storage, job_id)
     tracker.stage("loading_model")
     with metrics.stage("model_load"):
-        loaded_before = tts_engine.is_loaded()
-        model = tts_engine.get_model(settings)
+        loaded_before = engine.is_loaded()
+        model = engine.get_model(settings)
     if loaded_before:
         metrics.model_load = 0.0
     tracker.stage("generating")
     seed = request.seed if request.seed is not None else seed_for(job_id)
     with metrics.stage("inference"):
-        generation = tts_engine.generate(
+        generation = synthesis.generate(
             model, reference.voice.samples, reference.voice.sample_rate, reference.ref_text,
             request.text, seed=seed, speed=request.speed, nfe_step=request.nfe_step,
             cfg_strength=request.cfg_strength)
@@ -123,7 +121,7 @@ def seed_for(job_id: str) -> int:
     random), but the same when RunPod delivers the same job twice, so both runs
     write the same bytes and the record always matches the stored audio."""
     digest = hashlib.sha256(job_id.encode("utf-8")).digest()
-    return int.from_bytes(digest[:4], "big") & tts_engine.MAX_SEED
+    return int.from_bytes(digest[:4], "big") & synthesis.MAX_SEED
 
 
 def _reference(request: TtsRequest, settings: Settings, storage: Storage,
@@ -134,7 +132,7 @@ def _reference(request: TtsRequest, settings: Settings, storage: Storage,
     if voice.ref_text:
         return Reference(voice, voice.ref_text, "voice")
     log.info("job %s: transcribing the reference of voice %s", job_id, voice.name)
-    text = tts_engine.transcribe(settings, voice.samples, voice.sample_rate)
+    text = transcriber.transcribe(settings, voice.samples, voice.sample_rate)
     if voice.name not in ("default", "voice_url"):
         voices.save_transcript(storage, voice, text)
     return Reference(voice, text, "transcribed")
@@ -159,24 +157,25 @@ def _voice_from_url(url: str, settings: Settings) -> voices.VoiceReference:
     return voices.VoiceReference("voice_url", clip.samples, clip.sample_rate, None, None)
 
 
-def _without_pauses(generation: tts_engine.Generation) -> tts_engine.Generation:
+def _without_pauses(generation: synthesis.Generation) -> synthesis.Generation:
     rate = generation.sample_rate
     samples, ranges = audio.remove_silences(generation.samples, rate)
-    chunks = [tts_engine.ChunkAudio(chunk.text, audio.map_time(chunk.start, ranges, rate),
+    chunks = [synthesis.ChunkAudio(chunk.text, audio.map_time(chunk.start, ranges, rate),
                                     audio.map_time(chunk.end, ranges, rate))
               for chunk in generation.chunks]
-    return tts_engine.Generation(samples, rate, chunks, generation.seed)
+    return synthesis.Generation(samples, rate, chunks, generation.seed)
 
 
-def _word_timings(request: TtsRequest, generation: tts_engine.Generation,
+def _word_timings(request: TtsRequest, generation: synthesis.Generation,
                   reference: Reference, settings: Settings, job_id: str):
     import timing_formats
-    import word_timing
+    from worker.text import words
+    from worker.timing import chain
 
     language = (request.language or reference.voice.language
-                or word_timing.detect_language(request.text))
-    spans = [word_timing.ChunkSpan(c.text, c.start, c.end) for c in generation.chunks]
-    result = word_timing.compute_word_timings(
+                or words.detect_language(request.text))
+    spans = [chain.ChunkSpan(c.text, c.start, c.end) for c in generation.chunks]
+    result = chain.compute_word_timings(
         request.text, generation.samples, generation.sample_rate, spans, language,
         request.timing_method, settings)
     body = timing_formats.render(request.timing_format, result.words, job_id=job_id,
@@ -187,7 +186,7 @@ def _word_timings(request: TtsRequest, generation: tts_engine.Generation,
     return result, body
 
 
-def _store(request: TtsRequest, job_id: str, generation: tts_engine.Generation,
+def _store(request: TtsRequest, job_id: str, generation: synthesis.Generation,
            reference: Reference, timing, tracker: jobs.JobTracker) -> dict:
     """Write the requested files (objects first; the caller writes the record last)."""
     fmt = request.output_format

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
-from errors import FETCH_FAILED, FORBIDDEN_URL, PAYLOAD_TOO_LARGE, WorkerError
+from worker.core.errors import FETCH_FAILED, FORBIDDEN_URL, PAYLOAD_TOO_LARGE, WorkerError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ def describe(url: str) -> str:
     """The URL without query or credentials, safe for logs and messages."""
     parsed = urlparse(url)
     host = parsed.hostname or "?"
-    return f"{parsed.scheme}://{host}{':%d' % parsed.port if parsed.port else ''}{parsed.path}"
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.scheme}://{host}{port}{parsed.path}"
 
 
 def fetch_to_file(url: str, dest: Path, max_bytes: int, allow_private: bool = False) -> int:

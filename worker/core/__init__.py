@@ -1,0 +1,1 @@
+"""Error codes, storage keys and the word timing: what every layer shares."""

@@ -1,0 +1,1 @@
+"""F5-TTS: model specs and loading, references, synthesis, the transcriber."""

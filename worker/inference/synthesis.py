@@ -1,0 +1,260 @@
+"""Synthesis: the chunk plan, flow-matching sampling over packed batches, the
+vocoder and the cross-fade.
+
+Generation follows the package's ``infer_batch_process`` (the duration rule,
+the vocoder, the cross-fade) and the math of ``CFM.sample``, with differences
+that make it cheaper and reproducible: the reference's mel is made once per
+voice (references); the chunks of a long text run as one packed batch
+(packed_dit; the package runs them in threads); and each chunk's starting
+noise comes from its own generator seeded from the job's seed (the package
+reseeds the shared global RNG, so a multi-chunk result depends on thread
+timing).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from worker.core.errors import MODEL_ERROR, WorkerError
+from worker.inference import packed_dit
+from worker.inference.cuda import cuda_guard
+from worker.inference.models import LoadedModel
+from worker.inference.references import (
+    TARGET_RMS,
+    PreparedReference,
+    package_ref_text,
+    prepare_reference,
+    prepared_reference,
+)
+
+log = logging.getLogger(__name__)
+
+CROSS_FADE_S = 0.15
+SWAY_SAMPLING = -1.0
+MAX_SEED = 2**31 - 1
+MAX_FRAMES = 65536            # CFM.sample's cap on one item's length
+# Chunks per batch: 8 chunks of ~22 s are ~16 k frames, whose
+# activations fit a 24 GB GPU in half precision; longer texts take more batches.
+MAX_BATCH_CHUNKS = 8
+# One generation at a time per process: jobs on one worker then cannot
+# multiply peak GPU memory, and the model's compute is not split between them.
+_RUN_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    text: str
+    tokens: list         # the model's text units for reference transcript + chunk
+    frames: int          # wanted length, reference included
+    seed: int
+
+
+@dataclass(frozen=True)
+class ChunkAudio:
+    text: str
+    start: float      # seconds in the final audio
+    end: float
+
+
+@dataclass
+class Generation:
+    samples: np.ndarray   # float32 mono
+    sample_rate: int
+    chunks: list          # list[ChunkAudio]
+    seed: int
+
+
+def chunk_seed(seed: int, index: int) -> int:
+    """The seed of chunk ``index``: chunk 0 uses the job's seed itself."""
+    return (seed + index * 1_000_003) % (MAX_SEED + 1)
+
+
+def split_text(text: str, ref_text: str, ref_seconds: float, speed: float) -> list:
+    """The package's chunking rule: as much text per chunk as fits ~22 s with the reference."""
+    from f5_tts.infer.utils_infer import chunk_text
+
+    per_second = len(ref_text.encode("utf-8")) / max(ref_seconds, 0.1)
+    max_chars = max(1, int(per_second * (22 - ref_seconds) * speed))
+    return chunk_text(text, max_chars=max_chars)
+
+
+def generate(loaded: LoadedModel, ref_samples: np.ndarray, ref_rate: int, ref_text: str,
+             text: str, *, seed: int, speed: float = 1.0, nfe_step: int = 32,
+             cfg_strength: float = 2.0) -> Generation:
+    """Speak ``text`` in the voice of the reference; same inputs and seed, same samples.
+
+    The chunks of a long text go through the model together, as packed batches
+    of up to MAX_BATCH_CHUNKS; each chunk's noise comes from its own seed, so a
+    chunk's audio does not depend on the batch it shares.
+    """
+    import torch
+
+    ref_text = package_ref_text(ref_text)
+    with _RUN_LOCK, cuda_guard(), torch.inference_mode():
+        ref = prepared_reference(loaded, ref_samples, ref_rate, ref_text)
+        chunks = split_text(text, ref_text, ref.seconds, speed)
+        if not chunks:
+            raise WorkerError(MODEL_ERROR, "the text has nothing to speak")
+        plans = plan_chunks(loaded, ref, ref_text, chunks, seed, speed)
+        mels = sample_chunks(loaded, ref, plans, nfe_step, cfg_strength)
+        waves = [_vocode(loaded, mel, ref.rms) for mel in mels]
+    samples, spans = cross_fade(waves, int(CROSS_FADE_S * loaded.sample_rate))
+    rate = loaded.sample_rate
+    chunk_audio = [ChunkAudio(chunk, start / rate, end / rate)
+                   for chunk, (start, end) in zip(chunks, spans)]
+    return Generation(samples.astype(np.float32), rate, chunk_audio, seed)
+
+
+def plan_chunks(loaded: LoadedModel, ref: PreparedReference, ref_text: str, chunks: list,
+                seed: int, speed: float) -> list:
+    """Each chunk's model text, length in frames and seed, by the package's rules."""
+    from f5_tts.model.utils import convert_char_to_pinyin
+
+    ref_text = ref_text + " " if len(ref_text[-1].encode("utf-8")) == 1 else ref_text
+    ref_len = len(ref_text.encode("utf-8"))
+    plans = []
+    for index, chunk in enumerate(chunks):
+        # Very short chunks get a slow pace, as the package does, or they come out clipped.
+        local_speed = 0.3 if len(chunk.encode("utf-8")) < 10 else speed
+        frames = ref.frames + int(ref.frames / ref_len * len(chunk.encode("utf-8")) / local_speed)
+        tokens = convert_char_to_pinyin([ref_text + chunk])[0]
+        plans.append(ChunkPlan(chunk, tokens, frames, chunk_seed(seed, index)))
+    return plans
+
+
+def sample_chunks(loaded: LoadedModel, ref: PreparedReference, plans: list, steps: int,
+                  cfg_strength: float) -> list:
+    """Generated mels (frames x n_mels), in the order of ``plans``. Chunks of similar
+    length share a batch. A backbone other than DiT runs one chunk at a time
+    through the package's own forward, which pads a batch into every item."""
+    batch = MAX_BATCH_CHUNKS if loaded.packed else 1
+    order = sorted(range(len(plans)), key=lambda index: plans[index].frames)
+    mels = [None] * len(plans)
+    for start in range(0, len(order), batch):
+        group = order[start:start + batch]
+        outs = sample_batch(loaded, ref, [plans[index] for index in group], steps, cfg_strength)
+        for index, mel in zip(group, outs):
+            mels[index] = mel
+    return mels
+
+
+def sample_batch(loaded: LoadedModel, ref: PreparedReference, plans: list, steps: int,
+                 cfg_strength: float) -> list:
+    """The flow-matching sampler of ``CFM.sample`` (f5-tts 1.1), for several chunks
+    of one reference at once, with per-item noise from per-item generators:
+    ``CFM.sample`` seeds the global RNG with one seed for every item, which makes
+    the noise depend on the batch and races with other threads. For one item
+    this returns what ``CFM.sample(seed=plans[0].seed)`` returns."""
+    import torch
+    import torch.nn.functional as F
+    from f5_tts.model.utils import lens_to_mask, list_str_to_idx
+
+    model = loaded.model
+    device, dtype, ref_len = ref.mel.device, ref.mel.dtype, ref.mel.shape[1]
+    text = list_str_to_idx([plan.tokens for plan in plans], model.vocab_char_map).to(device)
+    wanted = torch.tensor([plan.frames for plan in plans], device=device, dtype=torch.long)
+    duration = torch.maximum((text != -1).sum(dim=-1).clamp(min=ref_len) + 1, wanted)
+    duration = duration.clamp(max=MAX_FRAMES)
+    longest = int(duration.max())
+    cond = F.pad(ref.mel, (0, 0, 0, longest - ref_len)).expand(len(plans), -1, -1)
+    cond_mask = lens_to_mask(torch.tensor([ref_len], device=device), longest).unsqueeze(-1)
+    noise = _noise([plan.seed for plan in plans], duration.tolist(), model.num_channels,
+                   device, dtype)
+    out = _integrate(loaded, noise, cond, text, duration.tolist(), steps, cfg_strength)
+    out = torch.where(cond_mask, cond, out)
+    return [out[index, ref.frames:int(duration[index])] for index in range(len(plans))]
+
+
+def _noise(seeds: list, lengths: list, channels: int, device, dtype):
+    import torch
+    from torch.nn.utils.rnn import pad_sequence
+
+    noise = []
+    for seed, length in zip(seeds, lengths):
+        generator = torch.Generator(device=device).manual_seed(seed)
+        noise.append(torch.randn(length, channels, generator=generator, device=device,
+                                 dtype=dtype))
+    return pad_sequence(noise, padding_value=0, batch_first=True)
+
+
+def _integrate(loaded: LoadedModel, noise, cond, text, lengths: list, steps: int,
+               cfg_strength: float):
+    """Euler steps from noise to mel on CFM.sample's (EPSS, sway-sampled) time grid."""
+    import torch
+    from f5_tts.model.utils import get_epss_timesteps
+    from torchdiffeq import odeint
+
+    model, guided = loaded.model, cfg_strength >= 1e-5
+    predict = _packed_predictor(loaded, text, lengths, cond, guided) \
+        if loaded.packed else _package_predictor(model, cond, text, guided)
+
+    def flow(t, x):
+        if not guided:
+            return predict(t, x)
+        pred, null_pred = torch.chunk(predict(t, x), 2, dim=0)
+        return pred + (pred - null_pred) * cfg_strength
+
+    times = get_epss_timesteps(steps, device=noise.device, dtype=noise.dtype)
+    times = times + SWAY_SAMPLING * (torch.cos(torch.pi / 2 * times) - 1 + times)
+    return odeint(flow, noise, times, **model.odeint_kwargs)[-1]
+
+
+def _packed_predictor(loaded: LoadedModel, text, lengths: list, cond, guided: bool):
+    transformer = loaded.model.transformer
+    texts = packed_dit.embed_text(transformer, text, lengths)
+    return lambda t, x: packed_dit.flow(transformer, x, cond, texts, t, lengths, guided,
+                                        loaded.shard_pool, loaded.shards)
+
+
+def _package_predictor(model, cond, text, guided: bool):
+    """DiT.forward's contract for other backbones, one item per batch (no mask);
+    no text cache, so nothing is left on the model between samplings."""
+    def predict(t, x):
+        return model.transformer(x=x, cond=cond, text=text, time=t, mask=None,
+                                 drop_audio_cond=False, drop_text=False, cfg_infer=guided)
+    return predict
+
+
+def _vocode(loaded: LoadedModel, mel, ref_rms: float) -> np.ndarray:
+    mel = mel.unsqueeze(0).to(dtype=next(loaded.vocoder.parameters()).dtype)
+    wave = loaded.vocoder.decode(mel.permute(0, 2, 1))
+    if ref_rms < TARGET_RMS:
+        wave = wave * ref_rms / TARGET_RMS
+    return wave.squeeze().float().cpu().numpy()
+
+
+def cross_fade(waves: list, overlap: int) -> tuple:
+    """Join chunk waves with linear cross-fades; return the samples and each chunk's span."""
+    out = np.asarray(waves[0], dtype=np.float32)
+    spans = [(0, len(out))]
+    for wave in waves[1:]:
+        wave = np.asarray(wave, dtype=np.float32)
+        fade = min(overlap, len(out), len(wave))
+        start = len(out) - fade
+        if fade > 0:
+            ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+            mixed = out[start:] * (1 - ramp) + wave[:fade] * ramp
+            out = np.concatenate([out[:start], mixed, wave[fade:]])
+        else:
+            out = np.concatenate([out, wave])
+        spans.append((start, len(out)))
+    return out, spans
+
+
+def warm_up(loaded: LoadedModel) -> None:
+    """Run one chunk, then a batch of two chunks of different lengths."""
+    import torch
+
+    started = time.monotonic()
+    rate = loaded.sample_rate
+    tone = (0.1 * np.sin(np.linspace(0, 440 * 2 * np.pi * 2, 2 * rate))).astype(np.float32)
+    with torch.inference_mode():
+        ref = prepare_reference(loaded, tone, rate)
+        for texts in (["Warm up."], ["Warm up the model.", "Warm up."]):
+            plans = plan_chunks(loaded, ref, "A tone.", texts, 0, 1.0)
+            sample_batch(loaded, ref, plans, 2, 2.0)
+    log.info("torch.compile warm-up took %.1f s", time.monotonic() - started)

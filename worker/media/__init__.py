@@ -1,0 +1,1 @@
+"""Caller audio (probe, decode, encode) and SSRF-safe downloads."""

@@ -1,0 +1,1 @@
+"""The actions: job records, the voice library, tts."""

@@ -1,0 +1,1 @@
+"""Start-up: lazy installs and the bucket mirror of the model cache."""

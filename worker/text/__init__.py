@@ -1,0 +1,1 @@
+"""The text front end: what the caller wrote into what the model reads."""

@@ -1,0 +1,1 @@
+"""Word timing: the chain of aligners, one module per backend, and the spans."""

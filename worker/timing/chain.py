@@ -1,0 +1,95 @@
+"""Word timings for speech: WhisperX alignment, Google Speech, or an estimate.
+
+The text is known (it is what the model was asked to say), so the first choice
+aligns it to the audio with WhisperX's wav2vec2 aligner instead of transcribing.
+Google Speech transcribes, so its words are mapped back onto the words of the
+text. When neither can run, the timings are estimated from where the audio is
+loud and how long each word is. Whatever produced them, the result lists every
+word of the text once, in order, inside the audio: words no method could time
+are placed between their neighbours with ``confidence`` None.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+from typing import List, Sequence
+
+import numpy as np
+
+from worker.text.words import split_words
+from worker.timing import google_backend, whisperx_backend
+from worker.timing.backend import ChunkSpan, MethodUnavailable, TimingResult, chunk_groups, resample
+from worker.timing.spans import estimate, finalize, map_onto
+
+log = logging.getLogger(__name__)
+
+METHODS = ("whisperx", "google", "auto")
+_CHAINS = {"whisperx": ("whisperx", "google"), "auto": ("whisperx", "google"),
+           "google": ("google",)}
+_BACKENDS = {"whisperx": whisperx_backend.recognize, "google": google_backend.recognize}
+
+
+def compute_word_timings(text: str, audio, sample_rate: int, chunks: Sequence[ChunkSpan],
+                         language: str, method: str, settings) -> TimingResult:
+    """Time every word of ``text`` in ``audio`` (float32 mono at ``sample_rate``).
+
+    ``method`` picks the first aligner to try (``whisperx`` and ``auto`` try
+    WhisperX, then Google; ``google`` tries Google); the estimate is the last
+    resort. The result names the method that really produced the timings.
+    """
+    if method not in METHODS:
+        raise ValueError(f"timing method {method!r} is not one of {', '.join(METHODS)}")
+    words = split_words(text)
+    if not words:
+        return TimingResult([], "estimate", "the text has no words", language)
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    duration = audio.size / float(sample_rate)
+    audio16 = resample(audio, sample_rate)
+    reasons: List[str] = []
+    for name in _CHAINS[method]:
+        spans = _try_method(name, reasons, words, audio16, chunks, language, settings)
+        if spans:
+            return TimingResult(finalize(words, spans, duration), name,
+                                "; ".join(reasons) or None, language)
+    spans = estimate(words, audio, sample_rate, chunk_groups(words, chunks, duration))
+    log.info("word timings estimated: %s", "; ".join(reasons))
+    return TimingResult(finalize(words, spans, duration), "estimate", "; ".join(reasons),
+                        language)
+
+
+def _try_method(name, reasons, words, audio16, chunks, language, settings):
+    """The spans one aligner gives the words; on any shortfall, note why in
+    ``reasons`` and return None."""
+    runner = _BACKENDS[name]
+    try:
+        recognized = runner(words, audio16, chunks, language, settings)
+    except MethodUnavailable as exc:
+        reasons.append(f"{name} unavailable: {exc}")
+        return None
+    except Exception as exc:  # any aligner failure must fall through, never fail the job
+        log.warning("word timing with %s failed", name, exc_info=True)
+        reasons.append(f"{name} failed: {type(exc).__name__}: {exc}")
+        return None
+    spans = map_onto(words, recognized)
+    if not any(spans):
+        reasons.append(f"{name} returned no timed words")
+        return None
+    return spans
+
+
+def available_methods(settings) -> List[str]:
+    """The methods that could run here, by what is installed and configured."""
+    methods = []
+    if _installed("whisperx"):
+        methods.append("whisperx")
+    if _installed("google.cloud.speech") and (settings.google_credentials_json
+                                              or settings.google_application_credentials):
+        methods.append("google")
+    return methods + ["estimate"]
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError, AttributeError):  # a None entry in sys.modules
+        return False

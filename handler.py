@@ -38,7 +38,7 @@ def _tts(request, ctx: Context):
     if not loaded_before and ctx.settings.enable_s3_model_cache:
         # The first load filled the local cache: mirror what the bucket lacks,
         # in the background, so the next cold worker starts warm.
-        cache_dir = model_cache_init.choose_cache_dir(ctx.settings)
+        cache_dir = model_cache_init.cache_dir_of(ctx.settings, ctx.startup)
         model_cache_init.upload_missing_models(ctx.settings, ctx.storage, cache_dir)
     return result
 

@@ -8,6 +8,7 @@ at import time.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 import os
@@ -21,13 +22,12 @@ from typing import Callable, Iterable, Optional
 
 from s3_utils import Storage, get_storage
 from settings import Settings
+from worker.core import keys
 from worker.core.errors import WorkerError
-
-# Re-exported: the start-up interface is this module's.
-from worker.startup.lazy_install import (  # noqa: F401  (flash_attn_wheel)
+from worker.startup.lazy_install import (
     FLASH_ATTN,
     LAZY_PACKAGES,
-    flash_attn_wheel,
+    InstallOptions,
     install_flash_attn,
     install_missing,
     is_present,
@@ -73,6 +73,14 @@ def choose_cache_dir(settings: Settings, bases: Optional[Iterable[Path]] = None,
     return max(roomy, key=lambda base: free[base]) / CACHE_SUBDIR
 
 
+def cache_dir_of(settings: Settings, report: Optional[StartupReport]) -> Path:
+    """The folder start-up chose; chosen now only where no start-up ran (a
+    plain ``handler.handler`` call from Python)."""
+    if report is not None and report.cache_dir:
+        return Path(report.cache_dir)
+    return choose_cache_dir(settings)
+
+
 def configure_cache_env(cache_dir: Path) -> None:
     """Point the libraries' caches inside cache_dir; an operator's explicit value wins."""
     # Writing (not reading) these is the point: hub, torch and nltk read them
@@ -109,14 +117,21 @@ def _step(name: str, action: Callable[[], object], default) -> object:
 
 
 def prepare_worker(settings: Settings, preload: Optional[Callable[[], object]] = None, *,
-                   storage: Optional[Storage] = None) -> StartupReport:
-    """flash-attn, lazy installs, cache sync, then preload() with PRELOAD_MODEL=true."""
+                   storage: Optional[Storage] = None,
+                   installs: Optional[InstallOptions] = None) -> StartupReport:
+    """flash-attn, lazy installs, cache sync, then preload() with PRELOAD_MODEL=true.
+
+    The cache folder is chosen here once; the report carries it to the jobs.
+    """
     cache_dir = choose_cache_dir(settings)
     configure_cache_env(cache_dir)
     log.info("startup: model cache in %s (%.1f GB free)", cache_dir, _free(cache_dir) / GB)
+    # One deadline for every install of this start, whatever the number of calls.
+    options = installs or InstallOptions()
+    options = dataclasses.replace(options, deadline=time.monotonic() + options.budget_s)
     # flash-attn first: a small --no-deps wheel, before any large download.
-    flash = _step("flash-attn", lambda: install_flash_attn(settings), str)
-    packages = _step("packages", lambda: install_missing(settings),
+    flash = _step("flash-attn", lambda: install_flash_attn(settings, options=options), str)
+    packages = _step("packages", lambda: install_missing(settings, options=options),
                      lambda why: {p.name: why for p in LAZY_PACKAGES})
     def get() -> Storage:
         return storage or get_storage(settings)
@@ -161,7 +176,7 @@ def health_facts(settings: Settings, report: Optional[StartupReport] = None, *,
         if states.get(name) != "installed" and str(state).startswith("failed"):
             states[name] = state   # keep why the start-up install failed
     device, gpu = _device(settings)
-    probe = choose_cache_dir(settings).absolute()
+    probe = cache_dir_of(settings, report).absolute()
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     return {"packages": states, "timing_methods_available": timing_methods(settings, states),
@@ -209,7 +224,7 @@ def _check_cache_dir(settings: Settings) -> Optional[str]:
 
 
 def _check_storage(settings: Settings, storage: Optional[Storage]) -> Optional[str]:
-    key = f".fitness/{uuid.uuid4().hex}"
+    key = keys.fitness_probe(uuid.uuid4().hex)
     try:
         storage = storage or get_storage(settings)
         storage.put_bytes(key, b"ok")

@@ -231,7 +231,7 @@ def measure_concurrency(levels: list, jobs: int, nfe: int, serialized: bool = Tr
         try:
             started = time.perf_counter()
             with ThreadPoolExecutor(max_workers=level) as pool:
-                outs = list(pool.map(lambda i: handler.handler({
+                outs = list(pool.map(lambda i, level=level: handler.handler({
                     "id": f"conc-{level}-{serialized}-{i}",
                     "input": {"text": CONCURRENCY_TEXT, "nfe_step": nfe, "seed": SEED + i}}),
                     range(jobs)))

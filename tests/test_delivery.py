@@ -2,9 +2,9 @@
 
 No Docker engine exists here, so the image is checked the ways that need none:
 hadolint on the Dockerfile, actionlint on the workflows (both installed from
-PyPI by requirements-test.txt), the Dockerfile read as data, and its command
-run from a clean virtual environment built from requirements.txt alone, with
-exactly the files the Dockerfile copies.
+PyPI by the lock's dev group), the Dockerfile read as data, and its command
+run from a clean environment synced from uv.lock alone the way the Dockerfile
+syncs it, with exactly the files the Dockerfile copies.
 """
 from __future__ import annotations
 
@@ -65,9 +65,14 @@ def copy_sources(parsed: list, stages=None) -> list:
 def copied_files(parsed: list, stages=None) -> list:
     """The context files those sources name, globs expanded; a source naming
     nothing is an error, as it is for docker build."""
-    files = []
+    files, patterns = [], dockerignore_patterns()
     for source in copy_sources(parsed, stages):
-        matched = sorted(p for p in ROOT.glob(source) if p.is_file())
+        matched = []
+        for path in sorted(ROOT.glob(source)):
+            # A folder is copied with what .dockerignore lets through of it.
+            inside = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            matched += [p for p in inside
+                        if dockerignore_allows(str(p.relative_to(ROOT)), patterns)]
         assert matched, f"Dockerfile.runpod copies {source}, which matches no file"
         files += [str(p.relative_to(ROOT)) for p in matched]
     return files
@@ -112,7 +117,7 @@ def dockerignore_patterns() -> list:
 def linter(name: str) -> str:
     path = BIN / name
     found = str(path) if path.exists() else shutil.which(name)
-    assert found, f"{name} is not installed: pip install --no-deps -r requirements-test.txt"
+    assert found, f"{name} is not installed: uv sync --frozen (the dev group has it)"
     return found
 
 
@@ -196,7 +201,7 @@ def test_the_image_is_pushed_from_main_and_version_tags_only():
 
 def test_every_copied_file_exists_and_reaches_the_build_context():
     files = copied_files(dockerfile())
-    assert "handler.py" in files and "requirements.txt" in files
+    assert {"handler.py", "pyproject.toml", "uv.lock", "worker/schemas.py"} <= set(files)
     patterns = dockerignore_patterns()
     for name in files:
         assert dockerignore_allows(name, patterns), f".dockerignore excludes {name}"
@@ -205,30 +210,47 @@ def test_every_copied_file_exists_and_reaches_the_build_context():
         assert not dockerignore_allows(excluded, patterns), excluded
 
 
+def module_file(dotted: str):
+    """The repository file of a dotted module name, or None when it is not ours."""
+    path = ROOT.joinpath(*dotted.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return str(candidate.relative_to(ROOT))
+    return None
+
+
 def local_imports(module: Path) -> set:
-    """Top-level modules of this repo that ``module`` imports (anywhere in it)."""
+    """Files of this repo that ``module`` imports (anywhere in it), packages'
+    ``__init__`` files included, as Python loads them."""
     names = set()
     for node in ast.walk(ast.parse(module.read_text())):
         if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
+            names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module.split(".")[0])
-    return {name for name in names if (ROOT / f"{name}.py").is_file()}
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    files = set()
+    for name in names:
+        parts = name.split(".")
+        files |= {module_file(".".join(parts[:n])) for n in range(1, len(parts) + 1)}
+    return files - {None}
 
 
 def test_the_image_holds_every_module_the_worker_imports():
     copied = set(copied_files(dockerfile(), {"worker"}))
-    needed, todo = set(), ["handler"]
+    needed, todo = set(), ["handler.py"]
     while todo:
         name = todo.pop()
         if name not in needed:
             needed.add(name)
-            todo += sorted(local_imports(ROOT / f"{name}.py"))
-    missing = sorted(f"{name}.py" for name in needed if f"{name}.py" not in copied)
+            todo += sorted(local_imports(ROOT / name))
+    assert "worker/inference/synthesis.py" in needed and "worker/__init__.py" in needed
+    missing = sorted(needed - copied)
     assert not missing, f"add to the source COPY of Dockerfile.runpod: {missing}"
-    from worker.startup import lazy_install
+    from worker.startup import lock
 
-    assert lazy_install.CONSTRAINTS_FILE.name in copied
+    # The lazy installer reads its versions from the lock at run time.
+    assert lock.LOCK_FILE.name in set(copied_files(dockerfile()))
 
 
 def test_dockerfile_follows_the_image_rules():
@@ -240,13 +262,17 @@ def test_dockerfile_follows_the_image_rules():
     apt = next(run for run in runs if "apt-get install" in run)
     assert "--no-install-recommends" in apt and "rm -rf /var/lib/apt/lists/*" in apt
     assert "ffmpeg" in apt and "libsndfile1" in apt
-    assert any("pip install --no-cache-dir --no-deps -r requirements.txt" in run for run in runs)
+    sync = next(run for run in runs if "uv sync" in run)
+    # Exactly the lock, without the test group and the lazily installed timing group.
+    assert "--frozen" in sync and "--no-default-groups" in sync
+    assert not any("requirements" in run for run in runs)
     words = [word for _, word, _ in parsed]
     # The source comes after the dependency layer, and the command is last.
-    last_copy = max(i for i, word in enumerate(words) if word == "COPY")
-    pip_at = next(i for i, (_, word, args) in enumerate(parsed)
-                  if word == "RUN" and "requirements.txt" in args)
-    assert last_copy > pip_at and "*.py" in parsed[last_copy][2]
+    copies = [i for i, word in enumerate(words) if word == "COPY"]
+    sync_at = next(i for i, (_, word, args) in enumerate(parsed)
+                   if word == "RUN" and "uv sync" in args)
+    sources = " ".join(parsed[i][2] for i in copies if i > sync_at)
+    assert "*.py" in sources and "worker" in sources
     assert parsed[-1][1:] == ("CMD", '["python", "-u", "handler.py"]')
     assert not re.search(r"(?i)\b(ENV|ARG)\s+\S*(SECRET|TOKEN|PASSWORD|ACCESS_KEY)", text)
 
@@ -323,9 +349,9 @@ def lean_env(parsed: list) -> dict:
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_the_image_command_starts_the_worker_from_a_clean_venv(tmp_path, tiny_models):
-    """What `docker run` would do, minus Docker: requirements.txt alone, the copied
-    files alone, the Dockerfile's CMD. Slow (installs about 8 GB from pip's cache);
-    deselect with -m "not slow"."""
+    """What `docker run` would do, minus Docker: the lock alone, synced as the
+    Dockerfile syncs it, the copied files alone, the Dockerfile's CMD. Slow
+    (about 8 GB from uv's cache); deselect with -m "not slow"."""
     venv = tmp_path / "venv"
     try:
         _start_from_clean_venv(venv, tmp_path, tiny_models)
@@ -334,22 +360,28 @@ def test_the_image_command_starts_the_worker_from_a_clean_venv(tmp_path, tiny_mo
 
 
 def _start_from_clean_venv(venv: Path, tmp_path: Path, tiny_models: dict) -> None:
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    install = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "-q", "--no-deps", "--no-compile",
-         "--disable-pip-version-check", "-r", str(ROOT / "requirements.txt")],
-        capture_output=True, text=True, timeout=1500)
-    assert install.returncode == 0, install.stderr[-3000:]
     parsed = dockerfile()
     app = tmp_path / "app"
-    app.mkdir()
-    for name in copied_files(parsed, {"worker"}):
+    for name in copied_files(parsed, {"base", "worker"}):
+        (app / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, app / name)
+    (sync,) = [args for stage, word, args in parsed if word == "RUN" and "uv sync" in args]
+    # The Dockerfile's flags, less --no-cache: the test reuses uv's warm cache.
+    command = [arg for arg in sync.split("&&")[-1].split() if arg != "--no-cache"]
+    assert command[:2] == ["uv", "sync"]
+    uv = os.environ.get("UV") or shutil.which("uv")
+    assert uv, "uv is not on PATH (the README's commands run the tests through uv)"
+    install = subprocess.run([uv, *command[1:], "-q"], cwd=app, capture_output=True,
+                             text=True, timeout=1500,
+                             env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)})
+    assert install.returncode == 0, install.stderr[-3000:]
     command = json.loads(parsed[-1][2])
     assert command[0] == "python"
     storage = tmp_path / "storage"
+    image_env = {name: value for name, value in lean_env(parsed).items()
+                 if name != "PATH" and not name.startswith("UV_")}   # the venv is here
     env = {"PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": str(tmp_path),
-           **lean_env(parsed), **tiny_models, "STORAGE_BACKEND": "local",
+           **image_env, **tiny_models, "STORAGE_BACKEND": "local",
            "LOCAL_STORAGE_DIR": str(storage), "DEVICE": "cpu", "LAZY_INSTALL": "off",
            "MODEL_CACHE_DIR": str(tmp_path / "cache")}
     job = {"input": {"text": "Hello from a clean install.", "seed": 1, "nfe_step": 4}}

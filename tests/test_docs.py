@@ -285,7 +285,7 @@ def settings_read() -> set:
 
 
 def worker_modules() -> list:
-    return sorted(ROOT.glob("*.py"))
+    return sorted(ROOT.glob("*.py")) + sorted((ROOT / "worker").rglob("*.py"))
 
 
 def env_reads(path: Path) -> list:

@@ -25,8 +25,8 @@ from worker.startup.lazy_install import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = LazyPackage("lazydemo", "lazydemo", "1.0", 1)
-BROKEN = LazyPackage("lazybroken", "lazybroken", "1.0", 1)
+DEMO = LazyPackage("lazydemo", "lazydemo", 1, version="1.0")
+BROKEN = LazyPackage("lazybroken", "lazybroken", 1, version="1.0")
 CUDA_128 = {"cuda": "12.8", "torch_version": "2.8.0+cu128", "python": "3.11",
             "cxx11_abi": True, "machine": "x86_64"}
 
@@ -131,7 +131,7 @@ def test_present_package_is_left_alone(tmp_path, links, pip_log):
 
 
 def test_package_already_importable_here_is_not_installed(tmp_path, pip_log):
-    requests_pkg = LazyPackage("requests", "requests", "0.0", 1)
+    requests_pkg = LazyPackage("requests", "requests", 1, version="0.0")
     states = install_missing(settings(), [requests_pkg], target=tmp_path / "site",
                              options=options(tmp_path, pip_log))
     assert states == {"requests": "installed"}
@@ -155,7 +155,7 @@ def test_failing_package_is_retried_with_backoff_then_failed(tmp_path, links, pi
 
 
 def test_unavailable_package_reports_pips_reason(tmp_path, links, pip_log):
-    ghost = LazyPackage("lazyghost", "lazyghost", "1.0", 1)
+    ghost = LazyPackage("lazyghost", "lazyghost", 1, version="1.0")
     states = install_missing(settings(), [ghost], target=tmp_path / "site",
                              find_links=str(links), index=False,
                              options=options(tmp_path, pip_log, attempts=2))
@@ -222,12 +222,12 @@ def test_two_processes_started_together_install_once(tmp_path, links, pip_log):
     target = tmp_path / "site"
     script = (
         f"import json, sys; sys.path.insert(0, {str(ROOT)!r})\n"
-        "from lazy_install import InstallOptions, LazyPackage, install_missing\n"
+        "from worker.startup.lazy_install import InstallOptions, LazyPackage, install_missing\n"
         "from settings import load_settings\n"
         f"opts = InstallOptions(pip=(sys.executable, {str(pip_log[0])!r}),"
         f" pip_cache_dir={str(tmp_path / 'pipcache')!r})\n"
         "states = install_missing(load_settings({}), [LazyPackage('lazydemo', 'lazydemo',"
-        f" '1.0', 1)], target={str(target)!r}, find_links={str(links)!r}, index=False,"
+        f" 1, version='1.0')], target={str(target)!r}, find_links={str(links)!r}, index=False,"
         " options=opts)\n"
         "print(json.dumps(states))\n")
     children = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
@@ -305,15 +305,24 @@ def test_flash_attn_override_installs_without_dependencies(tmp_path, pip_log):
     assert is_present(FLASH_ATTN, target)
 
 
-def test_table_and_constraints_file_agree():
-    pins = {}
-    for line in lazy_install.CONSTRAINTS_FILE.read_text().splitlines():
-        line = line.split("#")[0].strip()
-        if line:
-            name, version = line.split("==")
-            pins[name.lower()] = version
+def test_table_is_the_locked_timing_group_and_installs_locked_versions():
+    import tomllib
+
+    from worker.startup import lock
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    declared = [requirement.split("=")[0].split("[")[0].strip().lower()
+                for requirement in project["dependency-groups"]["timing"]]
+    assert sorted(package.name for package in LAZY_PACKAGES) == sorted(declared)
+    assert sorted(lock.group("timing")) == sorted(declared)
     for package in LAZY_PACKAGES:
-        assert pins.get(package.name) == package.version, package.name
+        assert package.requirement == f"{package.name}=={lock.version(package.name)}"
+    pins = lock.pins()
     for core, version in {"torch": "2.8.0", "torchaudio": "2.8.0", "f5-tts": "1.1.22",
-                          "runpod": "1.12.0"}.items():
+                          "runpod": "1.12.0", "whisperx": "3.7.4"}.items():
         assert pins.get(core) == version, core
+    # What a lazy install is constrained to: the installed set, then the lock.
+    constraints = lazy_install._constraints(LAZY_PACKAGES[0], None)
+    assert f"whisperx=={pins['whisperx']}" not in constraints   # the package itself is free
+    assert "pyannote-audio==" in constraints.lower().replace("_", "-").replace(".", "-") \
+        or "pyannote.audio==" in constraints

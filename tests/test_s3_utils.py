@@ -266,7 +266,8 @@ def test_s3_client_config(s3_env):
 def test_s3_put_sends_no_flexible_checksum(s3_env):
     storage = _storage(s3_env)
     sent = []
-    hook = lambda request, **_: sent.append(dict(request.headers))  # noqa: E731
+    def hook(request, **_):
+        sent.append(dict(request.headers))
     storage.client.meta.events.register("before-send.s3.PutObject", hook)
     try:
         storage.put_bytes("outputs/1/audio.wav", b"RIFF")

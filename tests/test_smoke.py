@@ -84,7 +84,7 @@ class FakeRunPod:
                 self.rfile.read(int(self.headers["Content-Length"]))
                 self._reply(200, b'{"id": "job-1", "status": "IN_QUEUE"}')
 
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):  # noqa: N802 - the stdlib's name
                 if self.path.startswith("/files/"):
                     wav = self.path.split("?")[0].endswith(".wav")
                     body = b"RIFF" + bytes(4096) if wav else b"1\n"

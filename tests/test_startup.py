@@ -134,8 +134,8 @@ def test_prepare_worker_survives_a_broken_bucket(s3_env, tmp_path, clean_cache_e
 def test_health_reports_package_states_and_timing_methods(tmp_path):
     # A cache folder that does not exist yet: free space is read where it would be.
     settings = load_settings(base_env(tmp_path, MODEL_CACHE_DIR=str(tmp_path / "a/b/c")))
-    absent = LazyPackage("lazy-nothing", "lazy_nothing", "1.0", 1)
-    present = LazyPackage("requests", "requests", "2", 1)
+    absent = LazyPackage("lazy-nothing", "lazy_nothing", 1, version="1.0")
+    present = LazyPackage("requests", "requests", 1, version="2")
     report = StartupReport(packages={"lazy-nothing": "failed: pip exited 1: ERROR: gone"})
     facts = health_facts(settings, packages=[absent, present])
     assert facts["packages"] == {"lazy-nothing": "missing", "requests": "installed"}
@@ -148,8 +148,8 @@ def test_health_reports_package_states_and_timing_methods(tmp_path):
 
 
 def test_health_timing_methods_follow_packages_and_credentials(tmp_path):
-    whisperx = LazyPackage("whisperx", "whisperx", "3.7.4", 1)
-    speech = LazyPackage("google-cloud-speech", "google.cloud.speech", "2", 1)
+    whisperx = LazyPackage("whisperx", "whisperx", 1, version="3.7.4")
+    speech = LazyPackage("google-cloud-speech", "google.cloud.speech", 1, version="2")
     packages = [whisperx, speech]
     facts = health_facts(load_settings(base_env(tmp_path)), packages=packages)
     assert facts["packages"] == {"whisperx": "installed", "google-cloud-speech": "installed"}

@@ -10,12 +10,8 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:   # models holds a ReferenceCache: the type only, no import cycle
-    from worker.inference.models import LoadedModel
 
 TARGET_RMS = 0.1
 EDGE_SILENCE_DB = -42.0       # the package trims reference edges quieter than this
@@ -102,14 +98,14 @@ def reference_key(samples: np.ndarray, rate: int, ref_text: str) -> str:
     return digest.hexdigest()
 
 
-def prepared_reference(loaded: LoadedModel, samples: np.ndarray, rate: int,
+def prepared_reference(loaded, samples: np.ndarray, rate: int,
                        ref_text: str) -> PreparedReference:
     """The reference as the model takes it, from the model's cache when seen before."""
     key = reference_key(samples, rate, ref_text)
     return loaded.references.get(key, lambda: prepare_reference(loaded, samples, rate))
 
 
-def prepare_reference(loaded: LoadedModel, samples: np.ndarray, rate: int) -> PreparedReference:
+def prepare_reference(loaded, samples: np.ndarray, rate: int) -> PreparedReference:
     """Edges, loudness, resampling and mel as the package's
     ``preprocess_ref_audio_text``, ``infer_batch_process`` and ``CFM.sample`` do
     them, once per reference instead of once per job and chunk."""

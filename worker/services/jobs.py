@@ -15,24 +15,16 @@ from datetime import UTC, datetime
 from typing import Optional
 
 from s3_utils import Storage, content_type_for
+from worker.core import keys
 from worker.core.errors import INVALID_INPUT, JOB_FAILED, NOT_FOUND, WorkerError
 
 log = logging.getLogger(__name__)
 
-IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED = "IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED"
-STAGES = ("loading_model", "reference", "generating", "timing", "uploading")
+IN_PROGRESS, COMPLETED, FAILED = "IN_PROGRESS", "COMPLETED", "FAILED"
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def job_prefix(job_id: str) -> str:
-    return f"jobs/{job_id}/"
-
-
-def record_key(job_id: str) -> str:
-    return f"jobs/{job_id}/job.json"
 
 
 @dataclass
@@ -58,7 +50,7 @@ class JobRecord:
 
 
 def read_record(storage: Storage, job_id: str) -> Optional[JobRecord]:
-    data = storage.get_json(record_key(job_id))
+    data = storage.get_json(keys.job_record(job_id))
     if data is None:
         return None
     known = {name: data[name] for name in JobRecord.__dataclass_fields__ if name in data}
@@ -116,14 +108,14 @@ class JobTracker:
             log.exception("job %s: could not record the failure", self.record.job_id)
 
     def _remove_objects(self) -> None:
-        stale = [info.key for info in self.storage.list(job_prefix(self.record.job_id))
-                 if info.key != record_key(self.record.job_id)]
+        stale = [info.key for info in self.storage.list(keys.job_prefix(self.record.job_id))
+                 if info.key != keys.job_record(self.record.job_id)]
         if stale:
             self.storage.delete(stale)
 
     def _write(self) -> None:
         self.record.updated_at = now_iso()
-        self.storage.put_json(record_key(self.record.job_id), asdict(self.record))
+        self.storage.put_json(keys.job_record(self.record.job_id), asdict(self.record))
 
 
 def status(storage: Storage, job_id: str) -> dict:
@@ -170,7 +162,7 @@ def job_file_key(storage: Storage, job_id: str, file: str) -> str:
 
 def download(storage: Storage, key: str, what: str, expires_in: int) -> dict:
     """A presigned URL for a key the caller may have (decided by the caller)."""
-    if not key.startswith(("jobs/", "voices/")):
+    if not key.startswith(keys.DOWNLOADABLE):
         raise WorkerError(INVALID_INPUT, "only job and voice files can be downloaded")
     info = storage.require(key, what)
     return {"url": storage.presign(key, expires_in), "key": key, "expires_in": expires_in,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from s3_utils import Storage
 from settings import Settings
+from worker.core import keys
 from worker.core.errors import INTERNAL_ERROR, WorkerError
 from worker.inference import engine, synthesis, transcriber
 from worker.media import audio, url_fetch
@@ -190,7 +191,7 @@ def _store(request: TtsRequest, job_id: str, generation: synthesis.Generation,
            reference: Reference, timing, tracker: jobs.JobTracker) -> dict:
     """Write the requested files (objects first; the caller writes the record last)."""
     fmt = request.output_format
-    audio_key = f"{jobs.job_prefix(job_id)}audio.{fmt}"
+    audio_key = keys.job_audio(job_id, fmt)
     tracker.put(audio_key, audio.encode(generation.samples, generation.sample_rate, fmt))
     stored = {
         "job_id": job_id, "status": jobs.COMPLETED, "audio_key": audio_key,
@@ -200,7 +201,7 @@ def _store(request: TtsRequest, job_id: str, generation: synthesis.Generation,
     }
     if timing is not None:
         result, body = timing
-        timing_key = f"{jobs.job_prefix(job_id)}timings.{request.timing_format}"
+        timing_key = keys.job_timings(job_id, request.timing_format)
         tracker.put(timing_key, body.encode("utf-8"))
         stored.update({
             "timing_method": result.method, "timing_fallback_reason": result.fallback_reason,

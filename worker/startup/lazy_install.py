@@ -14,7 +14,7 @@ Why this way rather than the alternatives:
   rename leaves files without their ``dist-info``, which counts as missing and
   is completed by the next install.
 - Every distribution already installed is passed to pip as a constraint at
-  its installed version, and constraints-lazy.txt pins everything else, so a
+  its installed version, and uv.lock's versions pin everything else, so a
   lazy install adds known versions but never upgrades or downgrades a package
   the worker already uses; one that would need that fails with pip's reason.
 
@@ -43,11 +43,10 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 from settings import Settings
+from worker.startup import lock
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parent
-CONSTRAINTS_FILE = ROOT / "constraints-lazy.txt"
 STAGING_PREFIX = ".lazy-staging-"
 LOCK_NAME = ".lazy-install.lock"
 MB = 1024 * 1024
@@ -57,14 +56,14 @@ MB = 1024 * 1024
 class LazyPackage:
     name: str            # the distribution pip installs
     import_name: str     # the module whose import proves it works
-    version: str         # constraints-lazy.txt pins the same version
     size_mb: int         # disk it takes with the dependencies the image lacks
+    version: Optional[str] = None  # None: the version uv.lock pins
     source: Optional[str] = None   # a wheel URL or path instead of name==version
     no_deps: bool = False
 
     @property
     def requirement(self) -> str:
-        return self.source or f"{self.name}=={self.version}"
+        return self.source or f"{self.name}=={self.version or lock.version(self.name)}"
 
 
 # The one table of lazily installed packages (flash-attn is installed apart,
@@ -72,10 +71,12 @@ class LazyPackage:
 LAZY_PACKAGES = (
     # Sizes: installed size of what each adds to an f5-tts image, plus the
     # downloaded wheels pip keeps while installing.
-    LazyPackage("whisperx", "whisperx", "3.7.4", 700),
-    LazyPackage("google-cloud-speech", "google.cloud.speech", "2.41.0", 60),
+    # The names are uv.lock's timing group (a test keeps them equal).
+    LazyPackage("whisperx", "whisperx", 700),
+    LazyPackage("google-cloud-speech", "google.cloud.speech", 60),
 )
-FLASH_ATTN = LazyPackage("flash-attn", "flash_attn", "2.8.3", 450, no_deps=True)
+# Not in the lock: its wheel must match the CUDA, torch and Python at hand.
+FLASH_ATTN = LazyPackage("flash-attn", "flash_attn", 450, version="2.8.3", no_deps=True)
 
 # What the official flash-attn v2.8.3 release publishes (CUDA 12 builds).
 FLASH_ATTN_RELEASE = ("https://github.com/Dao-AILab/flash-attention/releases/"
@@ -100,6 +101,9 @@ class InstallOptions:
     # All installs of one start together: RunPod marks a worker unhealthy when
     # its start takes over 7 minutes, and the models still have to load.
     budget_s: float = 300.0
+    # time.monotonic() when every install of this start must be done; set once
+    # per start (with_deadline) so that separate install calls share the budget.
+    deadline: Optional[float] = None
     headroom_mb: int = 512            # kept free beyond the package's size
     pip: tuple = (sys.executable, "-m", "pip")
     pip_cache_dir: Optional[Path] = None   # None: pip's own
@@ -147,7 +151,7 @@ def install_missing(settings: Settings, packages: Optional[Sequence[LazyPackage]
         return states
     dest = target or Path(sysconfig.get_paths()["purelib"])
     dest.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + options.budget_s
+    deadline = options.deadline or time.monotonic() + options.budget_s
     with _install_lock(dest):
         _remove_staging(dest)
         for package in todo:
@@ -252,22 +256,17 @@ def _attempt(package: LazyPackage, dest: Path, target: Optional[Path],
 
 
 def _constraints(package: LazyPackage, target: Optional[Path]) -> str:
-    """Every installed distribution at its version, then the lazy pins for the rest."""
+    """Every installed distribution at its version, then uv.lock's pins for the rest."""
     pins = {}
     for dist in importlib.metadata.distributions(path=_search_paths(target)):
         name = dist.metadata["Name"]
-        if name and _canonical(name) != _canonical(package.name):
-            pins.setdefault(_canonical(name), f"{name}=={dist.version}")
-    if not package.source and CONSTRAINTS_FILE.is_file():
-        for line in CONSTRAINTS_FILE.read_text().splitlines():
-            line = line.split("#")[0].strip()
-            if "==" in line:
-                pins.setdefault(_canonical(line.split("==")[0]), line)
+        if name and lock.canonical(name) != lock.canonical(package.name):
+            pins.setdefault(lock.canonical(name), f"{name}=={dist.version}")
+    if not package.source:
+        for name, version in lock.pins().items():
+            if name != lock.canonical(package.name):
+                pins.setdefault(name, f"{name}=={version}")
     return "\n".join(sorted(pins.values())) + "\n"
-
-
-def _canonical(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def _run_pip(package: LazyPackage, staging: Path, pins: Path, sources: list,

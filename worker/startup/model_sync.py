@@ -21,14 +21,15 @@ from typing import Optional
 
 from s3_utils import Storage
 from settings import Settings
+from worker.core import keys
 from worker.core.errors import WorkerError
 
 log = logging.getLogger(__name__)
 
 GB = 1e9
 MB = 1024 * 1024
-MODELS_PREFIX = "models/"
-MANIFEST_KEY = MODELS_PREFIX + "manifest.json"
+MODELS_PREFIX = keys.MODELS
+MANIFEST_KEY = keys.MODELS_MANIFEST
 SYNC_DIRS = ("hf/hub", "torch", "nltk_data", "alignment")  # alignment: whisperx_backend's aligners
 # Files this worker found corrupted in the bucket: its upload replaces them.
 REJECTED_FILE = ".model-sync-rejected.json"
@@ -99,7 +100,7 @@ def _fetch(storage: Storage, cache_dir: Path, relative: str, entry: dict) -> str
         return "rejected"
     if path.is_file() and path.stat().st_size == size and sha256_file(path) == expected:
         return "present"
-    info = storage.head(MODELS_PREFIX + relative)
+    info = storage.head(keys.model_file(relative))
     if info is None:
         log.warning("model cache: %s is in the manifest but not in the bucket", relative)
         return "absent"
@@ -114,7 +115,7 @@ def _download_verified(storage: Storage, path: Path, relative: str, expected: st
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex[:8]}"
     try:
-        if not storage.download_file(MODELS_PREFIX + relative, temp):
+        if not storage.download_file(keys.model_file(relative), temp):
             return "absent"
         if sha256_file(temp) != expected:
             log.warning("model cache: %s does not match its SHA-256 in the manifest "
@@ -191,7 +192,7 @@ def upload_models(settings: Settings, storage: Storage, cache_dir: Path) -> str:
         if relative not in redo and in_bucket.get(relative) == size == entry.get("size"):
             continue
         digest = sha256_file(path)
-        storage.put_file(MODELS_PREFIX + relative, path)
+        storage.put_file(keys.model_file(relative), path)
         added[relative] = {"size": size, "sha256": digest}
     new_links = {k: v for k, v in links.items() if manifest["links"].get(k) != v}
     if added or new_links:

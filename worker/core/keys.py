@@ -1,0 +1,68 @@
+"""Every storage key the worker writes or reads, built in one place.
+
+Keys are logical (the storage backend adds ``S3_PREFIX``). Names and job ids
+reach these functions only after the schema's patterns, so no key can leave
+its prefix. The layout is the contract's ("Storage layout").
+"""
+from __future__ import annotations
+
+JOBS = "jobs/"
+VOICES = "voices/"
+SEGMENTS = "segments/"
+MODELS = "models/"
+MODELS_MANIFEST = MODELS + "manifest.json"
+FITNESS = ".fitness/"
+DOWNLOADABLE = (JOBS, VOICES)   # the prefixes `download` may hand out
+
+
+def job_prefix(job_id: str) -> str:
+    return f"{JOBS}{job_id}/"
+
+
+def job_record(job_id: str) -> str:
+    return f"{job_prefix(job_id)}job.json"
+
+
+def job_audio(job_id: str, fmt: str) -> str:
+    return f"{job_prefix(job_id)}audio.{fmt}"
+
+
+def job_timings(job_id: str, fmt: str) -> str:
+    return f"{job_prefix(job_id)}timings.{fmt}"
+
+
+def job_segment(job_id: str, index: int, fmt: str) -> str:
+    return f"{job_prefix(job_id)}segments/{index}.{fmt}"
+
+
+def job_part(job_id: str, number: int) -> str:
+    return f"{job_prefix(job_id)}parts/{number}.wav"
+
+
+def voice_prefix(name: str) -> str:
+    return f"{VOICES}{name}/"
+
+
+def voice_reference(name: str) -> str:
+    return f"{voice_prefix(name)}reference.wav"
+
+
+def voice_meta(name: str) -> str:
+    return f"{voice_prefix(name)}voice.json"
+
+
+def flat_voice(name: str) -> tuple:
+    """The earlier worker's flat layout: audio and transcript beside the others."""
+    return f"{VOICES}{name}.wav", f"{VOICES}{name}.txt"
+
+
+def segment(key: str) -> str:
+    return f"{SEGMENTS}{key}.wav"
+
+
+def model_file(relative: str) -> str:
+    return f"{MODELS}{relative}"
+
+
+def fitness_probe(token: str) -> str:
+    return f"{FITNESS}{token}"

@@ -28,6 +28,7 @@ from worker.startup.lazy_install import (
     FLASH_ATTN,
     LAZY_PACKAGES,
     InstallOptions,
+    LazyPackage,
     install_flash_attn,
     install_missing,
     is_present,
@@ -118,7 +119,8 @@ def _step(name: str, action: Callable[[], object], default) -> object:
 
 def prepare_worker(settings: Settings, preload: Optional[Callable[[], object]] = None, *,
                    storage: Optional[Storage] = None,
-                   installs: Optional[InstallOptions] = None) -> StartupReport:
+                   installs: Optional[InstallOptions] = None,
+                   packages: Iterable[LazyPackage] = LAZY_PACKAGES) -> StartupReport:
     """flash-attn, lazy installs, cache sync, then preload() with PRELOAD_MODEL=true.
 
     The cache folder is chosen here once; the report carries it to the jobs.
@@ -128,11 +130,12 @@ def prepare_worker(settings: Settings, preload: Optional[Callable[[], object]] =
     log.info("startup: model cache in %s (%.1f GB free)", cache_dir, _free(cache_dir) / GB)
     # One deadline for every install of this start, whatever the number of calls.
     options = installs or InstallOptions()
-    options = dataclasses.replace(options, deadline=time.monotonic() + options.budget_s)
+    options = dataclasses.replace(options, deadline=options.clock() + options.budget_s)
     # flash-attn first: a small --no-deps wheel, before any large download.
     flash = _step("flash-attn", lambda: install_flash_attn(settings, options=options), str)
-    packages = _step("packages", lambda: install_missing(settings, options=options),
-                     lambda why: {p.name: why for p in LAZY_PACKAGES})
+    wanted = list(packages)
+    packages = _step("packages", lambda: install_missing(settings, wanted, options=options),
+                     lambda why: {p.name: why for p in wanted})
     def get() -> Storage:
         return storage or get_storage(settings)
 

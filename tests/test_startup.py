@@ -96,6 +96,22 @@ def test_prepare_worker_reports_every_step_and_survives_a_failed_preload(
     assert any("preload: failed: RuntimeError: checkpoint unreadable" in m for m in messages)
 
 
+def test_every_install_of_one_start_shares_one_deadline(tmp_path, clean_cache_env):
+    """prepare_worker sets the deadline once; an install that starts after it
+    is refused even though its own call has not used any budget (the clock is
+    a test clock: the first reading is the start, every later one is 301 s on)."""
+    from worker.startup.lazy_install import InstallOptions
+
+    readings = iter([0.0])
+    options = InstallOptions(budget_s=300, clock=lambda: next(readings, 301.0),
+                             attempts=1, sleep=lambda seconds: None)
+    settings = load_settings(base_env(tmp_path, LAZY_INSTALL="auto"))
+    absent = LazyPackage("lazy-nothing", "lazy_nothing", 1, version="1.0")
+    report = prepare_worker(settings, installs=options, packages=[absent])
+    assert report.packages == {
+        "lazy-nothing": "failed: out of start-up time (300 s for all installs)"}
+
+
 def test_prepare_worker_syncs_the_cache_before_preloading(s3_env, tmp_path, clean_cache_env):
     env = {**s3_env, "ENABLE_S3_MODEL_CACHE": "true", "PRELOAD_MODEL": "true",
            "MODEL_CACHE_DIR": str(tmp_path / "cache"), "DEVICE": "cpu", "LAZY_INSTALL": "off"}

@@ -101,9 +101,10 @@ class InstallOptions:
     # All installs of one start together: RunPod marks a worker unhealthy when
     # its start takes over 7 minutes, and the models still have to load.
     budget_s: float = 300.0
-    # time.monotonic() when every install of this start must be done; set once
-    # per start (with_deadline) so that separate install calls share the budget.
+    # clock() when every install of this start must be done; set once per start
+    # (prepare_worker) so that separate install calls share one budget.
     deadline: Optional[float] = None
+    clock: Callable[[], float] = time.monotonic
     headroom_mb: int = 512            # kept free beyond the package's size
     pip: tuple = (sys.executable, "-m", "pip")
     pip_cache_dir: Optional[Path] = None   # None: pip's own
@@ -151,7 +152,7 @@ def install_missing(settings: Settings, packages: Optional[Sequence[LazyPackage]
         return states
     dest = target or Path(sysconfig.get_paths()["purelib"])
     dest.mkdir(parents=True, exist_ok=True)
-    deadline = options.deadline or time.monotonic() + options.budget_s
+    deadline = options.deadline or options.clock() + options.budget_s
     with _install_lock(dest):
         _remove_staging(dest)
         for package in todo:
@@ -193,7 +194,7 @@ def _install_one(package: LazyPackage, dest: Path, target: Optional[Path],
         return f"failed: skipped, {shortage}"
     error = "not attempted"
     for attempt in range(1, options.attempts + 1):
-        left = deadline - time.monotonic()
+        left = deadline - options.clock()
         if left <= 0:
             error = f"out of start-up time ({options.budget_s:.0f} s for all installs)"
             break

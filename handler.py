@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import model_cache_init
@@ -16,6 +16,7 @@ from s3_utils import Storage, get_storage
 from settings import Settings, SettingsError, load_settings
 from worker import schemas
 from worker.core.errors import INTERNAL_ERROR, WorkerError
+from worker.core.stopping import StopSignal
 from worker.inference import engine, transcriber
 from worker.media import url_fetch
 from worker.services import jobs, tts_job, voices
@@ -30,11 +31,12 @@ class Context:
     settings: Settings
     storage: Storage
     startup: Optional[model_cache_init.StartupReport] = None
+    stop: StopSignal = field(default_factory=StopSignal)
 
 
 def _tts(request, ctx: Context):
     loaded_before = engine.is_loaded()
-    result = tts_job.run(request, ctx.job_id, ctx.settings, ctx.storage)
+    result = tts_job.run(request, ctx.job_id, ctx.settings, ctx.storage, ctx.stop)
     if not loaded_before and ctx.settings.enable_s3_model_cache:
         # The first load filled the local cache: mirror what the bucket lacks,
         # in the background, so the next cold worker starts warm.
@@ -70,7 +72,8 @@ ACTIONS = {
     "upload": _upload,
     "list_voices": lambda request, ctx: voices.list_voices(ctx.storage),
     "delete_voice": lambda request, ctx: voices.delete(ctx.storage, request.voice_name),
-    "status": lambda request, ctx: jobs.status(ctx.storage, request.job_id),
+    "status": lambda request, ctx: jobs.status(ctx.storage, request.job_id,
+                                               ctx.settings.job_stale_seconds),
     "result": lambda request, ctx: jobs.result(ctx.storage, request.job_id,
                                                ctx.settings.presigned_url_expiry),
     "download": _download,
@@ -78,15 +81,19 @@ ACTIONS = {
 }
 
 
-def handler(job: dict, startup: Optional[model_cache_init.StartupReport] = None) -> dict:
-    """Run one RunPod job."""
+def handler(job: dict, startup: Optional[model_cache_init.StartupReport] = None,
+            stop: Optional[StopSignal] = None) -> dict:
+    """Run one RunPod job. ``stop`` is the worker's (main() makes one); from plain
+    Python nothing stops a job."""
     job_id = str(job.get("id") or "local")
+    stop = stop or StopSignal()
     try:
+        stop.arm()   # the SDK's (or its server's) SIGTERM handler is in place by now
         settings = load_settings()
         action, fields = schemas.normalize(job.get("input"))
         request = schemas.validate(action, fields, settings)
         log.info("job %s: %s", job_id, action)
-        context = Context(job_id, settings, get_storage(settings), startup)
+        context = Context(job_id, settings, get_storage(settings), startup, stop)
         return ACTIONS[action](request, context)
     except WorkerError as exc:
         log.warning("job %s: %s", job_id, exc)
@@ -131,7 +138,8 @@ def main() -> None:
     # in threads no faster than 1 (generation holds the engine's run lock), and a
     # worker holding queued tts jobs keeps them from idle workers. The SDK also
     # runs a sync handler on its event loop, so more would need an async handler.
-    runpod.serverless.start({"handler": functools.partial(handler, startup=report)})
+    runpod.serverless.start({"handler": functools.partial(handler, startup=report,
+                                                          stop=StopSignal())})
 
 
 if __name__ == "__main__":

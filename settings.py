@@ -51,6 +51,9 @@ class Settings:
     google_credentials_json: Optional[str] = field(default=None, repr=False)  # kept out of logs
     google_speech_endpoint: Optional[str] = None
     max_text_chars: int = 5000
+    max_chunk_seconds: int = 25
+    job_heartbeat_seconds: int = 30
+    job_stale_seconds: int = 120
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     allow_private_urls: bool = False
     log_level: str = "INFO"
@@ -164,6 +167,9 @@ def _limits(env: Mapping[str, str]) -> dict:
         "google_credentials_json": _text(env, "GOOGLE_CREDENTIALS_JSON"),
         "google_speech_endpoint": _text(env, "GOOGLE_SPEECH_ENDPOINT"),
         "max_text_chars": _int(env, "MAX_TEXT_CHARS", 5000, 1, 100_000),
+        "max_chunk_seconds": _int(env, "MAX_CHUNK_SECONDS", 25, 15, 30),
+        "job_heartbeat_seconds": _int(env, "JOB_HEARTBEAT_SECONDS", 30, 1, 30),
+        "job_stale_seconds": _int(env, "JOB_STALE_SECONDS", 120, 2, 86_400),
         "max_upload_bytes": _int(env, "MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES,
                                  1024, 1024 * 1024 * 1024),
         "allow_private_urls": _bool(env, "ALLOW_PRIVATE_URLS", False),

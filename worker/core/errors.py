@@ -24,16 +24,19 @@ CODES = frozenset({
 class WorkerError(Exception):
     """An error the caller sees as ``<code>: <message>``.
 
-    ``refresh_worker`` asks RunPod to recycle the worker (broken CUDA state).
+    ``refresh_worker`` asks RunPod to recycle the worker (broken CUDA state);
+    ``retryable`` says the same job would succeed if sent again (the worker stopped).
     """
 
-    def __init__(self, code: str, message: str, *, refresh_worker: bool = False):
+    def __init__(self, code: str, message: str, *, refresh_worker: bool = False,
+                 retryable: bool = False):
         if code not in CODES:
             raise ValueError(f"unknown error code {code!r}")
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.refresh_worker = refresh_worker
+        self.retryable = retryable
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"

@@ -1,22 +1,25 @@
 """Job records in the bucket, and the actions that only read them.
 
-``jobs/<id>/job.json`` is written when a ``tts`` job starts, at every stage,
-and last with the result or the error. Objects are written before the record
-that names them, so a reader never sees a result whose files are missing.
+``jobs/<id>/job.json`` is written when a job starts, at every stage, every
+``JOB_HEARTBEAT_SECONDS`` while it runs, and last with the result or the
+error. Objects are written before the record that names them, so a reader
+never sees a result whose files are missing.
 ``status``, ``result`` and ``download`` read records and object heads only:
 any worker answers them at once, without a model.
 """
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Optional
+from typing import Callable, Optional
 
 from s3_utils import Storage, content_type_for
 from worker.core import keys
-from worker.core.errors import INVALID_INPUT, JOB_FAILED, NOT_FOUND, WorkerError
+from worker.core.errors import INTERNAL_ERROR, INVALID_INPUT, JOB_FAILED, NOT_FOUND, WorkerError
+from worker.core.stopping import StopSignal
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +38,36 @@ class JobRecord:
     created_at: str = field(default_factory=now_iso)
     updated_at: str = field(default_factory=now_iso)
     error: Optional[str] = None
+    retryable: bool = False
     attempt: int = 1
+    progress: Optional[dict] = None
     result: Optional[dict] = None
 
-    def summary(self) -> dict:
-        """What ``status`` returns."""
+    def summary(self, stale_after: Optional[float] = None) -> dict:
+        """What ``status`` returns; ``stale`` when an unfinished record has not
+        been refreshed for ``stale_after`` seconds (its worker is gone)."""
         out = {"job_id": self.job_id, "status": self.status,
                "created_at": self.created_at, "updated_at": self.updated_at}
         if self.status == IN_PROGRESS:
             out["stage"] = self.stage
+            if self.progress is not None:
+                out["progress"] = dict(self.progress)
+            if stale_after is not None and _age(self.updated_at) > stale_after:
+                out["stale"] = True
         if self.status == FAILED:
             out["error"] = self.error
+            if self.retryable:
+                out["retryable"] = True
         return out
+
+
+def _age(iso: str) -> float:
+    """Seconds since an ``now_iso`` timestamp; unreadable ones count as fresh."""
+    try:
+        then = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return 0.0
+    return (datetime.now(UTC) - then).total_seconds()
 
 
 def read_record(storage: Storage, job_id: str) -> Optional[JobRecord]:
@@ -58,13 +79,25 @@ def read_record(storage: Storage, job_id: str) -> Optional[JobRecord]:
 
 
 class JobTracker:
-    """Keeps one job's record up to date while it runs."""
+    """Keeps one job's record up to date while it runs.
 
-    def __init__(self, storage: Storage, job_id: str):
+    A heartbeat thread rewrites the record every ``heartbeat_s`` while the job
+    runs, so ``updated_at`` shows the worker is alive through long stages. All
+    writes go through one lock, and the heartbeat stops before the final write,
+    so a late heartbeat can never bring back IN_PROGRESS over the result.
+    """
+
+    def __init__(self, storage: Storage, job_id: str, heartbeat_s: float = 30.0,
+                 stop: Optional[StopSignal] = None):
         self.storage = storage
         self.record = JobRecord(job_id)
         self.written: list = []
         self.started = time.monotonic()
+        self.heartbeat_s = heartbeat_s
+        self.stop = stop or StopSignal()
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._beat: Optional[threading.Thread] = None
 
     def begin(self) -> Optional[dict]:
         """Start the record; return a finished result if this job id already completed.
@@ -82,11 +115,23 @@ class JobTracker:
             self.record.attempt = previous.attempt + 1
             self._remove_objects()
         self._write()
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True,
+                                      name=f"heartbeat-{self.record.job_id}")
+        self._beat.start()
         return None
 
     def stage(self, name: str) -> None:
-        self.record.stage = name
-        self._write()
+        """Enter a stage; a stopping worker ends the job here instead."""
+        self.stop.check()
+        with self._lock:
+            self.record.stage = name
+            self._write_locked()
+
+    def advance(self, done: int, total: int) -> None:
+        """Record how many of the job's parts are finished."""
+        with self._lock:
+            self.record.progress = {"done": done, "total": total}
+            self._write_locked()
 
     def put(self, key: str, data: bytes) -> None:
         """Store a job object and remember it, so a failure can take it back."""
@@ -94,18 +139,34 @@ class JobTracker:
         self.storage.put_bytes(key, data, content_type_for(key))
 
     def complete(self, result: dict) -> None:
-        self.record.status, self.record.stage, self.record.result = COMPLETED, None, result
-        self._write()
+        with self._lock:
+            self._done.set()
+            self.record.status, self.record.stage, self.record.result = COMPLETED, None, result
+            self._write_locked()
 
-    def fail(self, error: str) -> None:
+    def fail(self, error: str, retryable: bool = False) -> None:
         """Record the error and remove what this run stored; never raises."""
         try:
+            with self._lock:
+                self._done.set()
             if self.written:
                 self.storage.delete(self.written)
-            self.record.status, self.record.error = FAILED, error
-            self._write()
+            with self._lock:
+                self.record.status, self.record.error = FAILED, error
+                self.record.retryable = retryable
+                self._write_locked()
         except Exception:  # noqa: BLE001 - the caller's error matters more than this one
             log.exception("job %s: could not record the failure", self.record.job_id)
+
+    def _heartbeat(self) -> None:
+        while not self._done.wait(self.heartbeat_s):
+            try:
+                with self._lock:
+                    if self._done.is_set():
+                        return
+                    self._write_locked()
+            except WorkerError as exc:   # a storage hiccup: the next beat tries again
+                log.warning("job %s: heartbeat not written: %s", self.record.job_id, exc)
 
     def _remove_objects(self) -> None:
         stale = [info.key for info in self.storage.list(keys.job_prefix(self.record.job_id))
@@ -114,15 +175,46 @@ class JobTracker:
             self.storage.delete(stale)
 
     def _write(self) -> None:
+        with self._lock:
+            self._write_locked()
+
+    def _write_locked(self) -> None:
         self.record.updated_at = now_iso()
         self.storage.put_json(keys.job_record(self.record.job_id), asdict(self.record))
 
 
-def status(storage: Storage, job_id: str) -> dict:
+def run_tracked(tracker: JobTracker, work: Callable[[JobTracker], dict], job_id: str) -> dict:
+    """Run ``work`` under its record: begin, then complete or fail, whatever
+    ends it; returns the stored result (a re-delivered finished job's as is)."""
+    finished = tracker.begin()
+    if finished is not None:
+        return finished
+    try:
+        tracker.stop.check()
+        stored = work(tracker)
+        tracker.complete(stored)
+    except WorkerError as exc:
+        tracker.fail(str(exc), exc.retryable)
+        raise
+    except Exception as exc:
+        log.exception("job %s: unexpected failure", job_id)
+        error = WorkerError(INTERNAL_ERROR, f"the job failed unexpectedly ({type(exc).__name__}); "
+                            "the worker log has the details")
+        tracker.fail(str(error))
+        raise error from exc
+    except BaseException:
+        # Cancelled or shutting down: the record must not stay IN_PROGRESS.
+        tracker.fail(f"{INTERNAL_ERROR}: the job was interrupted before it finished",
+                     retryable=True)
+        raise
+    return stored
+
+
+def status(storage: Storage, job_id: str, stale_after: Optional[float] = None) -> dict:
     record = read_record(storage, job_id)
     if record is None:
         raise WorkerError(NOT_FOUND, f"job {job_id} does not exist (or has not started yet)")
-    return record.summary()
+    return record.summary(stale_after)
 
 
 def result(storage: Storage, job_id: str, expires_in: int) -> dict:

@@ -9,11 +9,12 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Optional
 
 from s3_utils import Storage
 from settings import Settings
 from worker.core import keys
-from worker.core.errors import INTERNAL_ERROR, WorkerError
+from worker.core.stopping import StopSignal
 from worker.inference import engine, synthesis, transcriber
 from worker.media import audio, url_fetch
 from worker.schemas import TtsRequest
@@ -53,28 +54,12 @@ class Reference:
     source: str          # request | voice | transcribed
 
 
-def run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage) -> dict:
+def run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage,
+        stop: Optional[StopSignal] = None) -> dict:
     """Run one tts job and keep its record; a re-delivered finished job is answered as is."""
-    tracker = jobs.JobTracker(storage, job_id)
-    finished = tracker.begin()
-    if finished is not None:
-        return jobs.with_fresh_urls(storage, finished, settings.presigned_url_expiry)
-    try:
-        stored = _run(request, job_id, settings, storage, tracker)
-        tracker.complete(stored)
-    except WorkerError as exc:
-        tracker.fail(str(exc))
-        raise
-    except Exception as exc:
-        log.exception("job %s: unexpected failure", job_id)
-        error = WorkerError(INTERNAL_ERROR, f"the job failed unexpectedly ({type(exc).__name__}); "
-                            "the worker log has the details")
-        tracker.fail(str(error))
-        raise error from exc
-    except BaseException:
-        # Cancelled or shutting down: the record must not stay IN_PROGRESS.
-        tracker.fail(f"{INTERNAL_ERROR}: the job was interrupted before it finished")
-        raise
+    tracker = jobs.JobTracker(storage, job_id, settings.job_heartbeat_seconds, stop)
+    stored = jobs.run_tracked(
+        tracker, lambda tracker: _run(request, job_id, settings, storage, tracker), job_id)
     return jobs.with_fresh_urls(storage, stored, settings.presigned_url_expiry)
 
 

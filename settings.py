@@ -52,6 +52,13 @@ class Settings:
     google_speech_endpoint: Optional[str] = None
     max_text_chars: int = 5000
     max_chunk_seconds: int = 25
+    max_segments: int = 500
+    max_script_chars: int = 100_000
+    max_align_seconds: int = 1800
+    max_align_bytes: int = 200 * 1024 * 1024
+    streaming: bool = False
+    # None: 1 on the CPU, 4 on a GPU (decided where the device is known).
+    max_concurrent_jobs: Optional[int] = None
     job_heartbeat_seconds: int = 30
     job_stale_seconds: int = 120
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
@@ -168,6 +175,14 @@ def _limits(env: Mapping[str, str]) -> dict:
         "google_speech_endpoint": _text(env, "GOOGLE_SPEECH_ENDPOINT"),
         "max_text_chars": _int(env, "MAX_TEXT_CHARS", 5000, 1, 100_000),
         "max_chunk_seconds": _int(env, "MAX_CHUNK_SECONDS", 25, 15, 30),
+        "max_segments": _int(env, "MAX_SEGMENTS", 500, 1, 5000),
+        "max_script_chars": _int(env, "MAX_SCRIPT_CHARS", 100_000, 1, 1_000_000),
+        "max_align_seconds": _int(env, "MAX_ALIGN_SECONDS", 1800, 1, 4 * 3600),
+        "max_align_bytes": _int(env, "MAX_ALIGN_BYTES", 200 * 1024 * 1024, 1024,
+                                4 * 1024 * 1024 * 1024),
+        "streaming": _bool(env, "STREAMING", False),
+        "max_concurrent_jobs": (_int(env, "MAX_CONCURRENT_JOBS", 1, 1, 64)
+                                if _text(env, "MAX_CONCURRENT_JOBS") else None),
         "job_heartbeat_seconds": _int(env, "JOB_HEARTBEAT_SECONDS", 30, 1, 30),
         "job_stale_seconds": _int(env, "JOB_STALE_SECONDS", 120, 2, 86_400),
         "max_upload_bytes": _int(env, "MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES,

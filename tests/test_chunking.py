@@ -12,6 +12,7 @@ import re
 
 import pytest
 
+from worker.core.errors import WorkerError
 from worker.text.chunking import chunk_text
 from worker.text.frontend import prepare_text
 from worker.text.words import graphemes, split_words
@@ -184,3 +185,27 @@ def test_budget_from_the_reference():
     assert budget_bytes("x" * 100, 5.0, 25.0) == 400  # 20 bytes/s for 20 s
     assert budget_bytes("x" * 100, 5.0, 25.0, speed=0.5) == 200
     assert budget_bytes("x", 30.0, 25.0) == 1
+
+
+def test_random_unicode_never_raises_anything_but_invalid_input():
+    rng = random.Random(3)
+    blocks = [(0x20, 0x7E), (0xA0, 0x24F), (0x300, 0x36F), (0x400, 0x4FF), (0x590, 0x6FF),
+              (0x900, 0x97F), (0xE00, 0xEFF), (0x1000, 0x109F), (0x1780, 0x17FF),
+              (0x2000, 0x206F), (0x2190, 0x27BF), (0x3000, 0x30FF), (0x4E00, 0x4E80),
+              (0xAC00, 0xAC50), (0xFE00, 0xFE0F), (0xFF00, 0xFFEF), (0x1F300, 0x1F6FF),
+              (0x1F1E6, 0x1F1FF), (0xD800, 0xD8FF), (0xE000, 0xE0FF), (0x30, 0x39)]
+    pieces = ["[pause:1s]", "<break/>", "$45", "3/4/2025", "10:30", "1 000", "e.g.", " ", "\n"]
+    spoken = 0
+    for _ in range(300):
+        parts = [rng.choice(pieces) if rng.random() < 0.2 else chr(rng.randint(*rng.choice(blocks)))
+                 for _ in range(rng.randint(1, 40))]
+        language = rng.choice([None, "en", "de", "fr", "zh", "ja", "th", "it", "hi"])
+        try:
+            prepared = prepare_text("".join(parts), language=language)
+        except WorkerError as error:
+            assert error.code == "invalid_input"
+            continue
+        budget = rng.choice([1, 5, 20, 100])
+        check(prepared, chunk_text(prepared, budget), budget)
+        spoken += 1
+    assert spoken > 200

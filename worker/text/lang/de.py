@@ -1,0 +1,56 @@
+"""German: every category the normalizer reads."""
+from __future__ import annotations
+
+from worker.text.lang.base import ATTACHED, Locale, nouns, units
+
+DE = Locale(
+    code="de", full=True, decimal_mark=",", group_mark=".", space_groups=True,
+    words={"range": "bis", "minus": "minus", "point": "Komma", "percent": "Prozent", "and": "und",
+           "dot": "Punkt", "at": "at", "slash": "Schrägstrich", "dash": "Bindestrich",
+           "underscore": "Unterstrich", "colon": "Doppelpunkt", "number": "Nummer",
+           "plus": "plus", "equals": "gleich", "to": "zu", "over": "durch",
+           "hash": "Raute", "tilde": "Tilde", "question": "Fragezeichen",
+           "oclock": "Uhr"},
+    currencies=nouns({
+        "$": ("Dollar", "Dollar", False, ("Cent", "Cent")),
+        "€": ("Euro", "Euro", False, ("Cent", "Cent")),
+        "£": ("Pfund", "Pfund", False, ("Penny", "Pence")), "¥": ("Yen", "Yen"),
+        "₹": ("Rupie", "Rupien", True), "₩": ("Won", "Won"), "₽": ("Rubel", "Rubel"),
+        "₿": ("Bitcoin", "Bitcoin"), "CHF": ("Franken", "Franken", False,
+                                             ("Rappen", "Rappen"))}),
+    units=units({
+        "km": ("Kilometer", "Kilometer"), "m": ("Meter", "Meter"),
+        "cm": ("Zentimeter", "Zentimeter"), "mm": ("Millimeter", "Millimeter"),
+        "mi": ("Meile", "Meilen", True), "ft": ("Fuß", "Fuß"), "in": ("Zoll", "Zoll"),
+        "kg": ("Kilogramm", "Kilogramm"), "g": ("Gramm", "Gramm"),
+        "mg": ("Milligramm", "Milligramm"), "lb": ("Pfund", "Pfund"),
+        "t": ("Tonne", "Tonnen", True), "l": ("Liter", "Liter"),
+        "ml": ("Milliliter", "Milliliter"), "h": ("Stunde", "Stunden", True),
+        "min": ("Minute", "Minuten", True), "s": ("Sekunde", "Sekunden", True),
+        "ms": ("Millisekunde", "Millisekunden", True),
+        "kmh": ("Kilometer pro Stunde", "Kilometer pro Stunde"),
+        "kwh": ("Kilowattstunde", "Kilowattstunden", True),
+        "kw": ("Kilowatt", "Kilowatt"), "w": ("Watt", "Watt"), "v": ("Volt", "Volt"),
+        "hz": ("Hertz", "Hertz"), "mhz": ("Megahertz", "Megahertz"),
+        "ghz": ("Gigahertz", "Gigahertz"), "kb": ("Kilobyte", "Kilobyte"),
+        "mb": ("Megabyte", "Megabyte"), "gb": ("Gigabyte", "Gigabyte"),
+        "tb": ("Terabyte", "Terabyte"), "c": ("Grad Celsius", "Grad Celsius"),
+        "f": ("Grad Fahrenheit", "Grad Fahrenheit"), "deg": ("Grad", "Grad"),
+        "m2": ("Quadratmeter", "Quadratmeter"),
+        "km2": ("Quadratkilometer", "Quadratkilometer")}, ATTACHED),
+    abbreviations={
+        "Dr.": ("Doktor", False), "Prof.": ("Professor", False), "Hr.": ("Herr", False),
+        "Hrn.": ("Herrn", False), "Fr.": ("Frau", False), "z.B.": ("zum Beispiel", False),
+        "d.h.": ("das heißt", False), "usw.": ("und so weiter", True),
+        "bzw.": ("beziehungsweise", False), "ca.": ("circa", False),
+        "Nr.": ("Nummer", False), "Str.": ("Straße", True), "u.a.": ("unter anderem", False),
+        "ggf.": ("gegebenenfalls", False), "evtl.": ("eventuell", False),
+        "inkl.": ("inklusive", False), "vgl.": ("vergleiche", False),
+        "Mio.": ("Millionen", False), "Mrd.": ("Milliarden", False),
+        "&": ("und", False), "+": ("plus", False), "=": ("gleich", False),
+        "@": ("at", False)},
+    months=("Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August",
+            "September", "Oktober", "November", "Dezember"),
+    magnitudes=("Tausend", "Million", "Millionen", "Milliarde", "Milliarden", "Mio.",
+                "Mrd."),
+)

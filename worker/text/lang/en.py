@@ -1,0 +1,56 @@
+"""English: every category the normalizer reads."""
+from __future__ import annotations
+
+from worker.text.lang.base import ATTACHED, Locale, nouns, units
+
+EN = Locale(
+    code="en", full=True, date_order="mdy",
+    words={"range": "to", "minus": "minus", "point": "point", "percent": "percent", "and": "and",
+           "dot": "dot", "at": "at", "slash": "slash", "dash": "dash",
+           "underscore": "underscore", "colon": "colon", "number": "number",
+           "plus": "plus", "equals": "equals", "to": "to", "over": "over",
+           "hash": "hash", "tilde": "tilde", "question": "question mark"},
+    currencies=nouns({
+        "$": ("dollar", "dollars", False, ("cent", "cents")),
+        "€": ("euro", "euros", False, ("cent", "cents")),
+        "£": ("pound", "pounds", False, ("penny", "pence")),
+        "¥": ("yen", "yen"), "₹": ("rupee", "rupees", False, ("paisa", "paise")),
+        "₩": ("won", "won"), "₽": ("ruble", "rubles"), "₿": ("bitcoin", "bitcoins")}),
+    units=units({
+        "km": ("kilometer", "kilometers"), "m": ("meter", "meters"),
+        "cm": ("centimeter", "centimeters"), "mm": ("millimeter", "millimeters"),
+        "mi": ("mile", "miles"), "ft": ("foot", "feet"), "in": ("inch", "inches"),
+        "yd": ("yard", "yards"), "kg": ("kilogram", "kilograms"),
+        "g": ("gram", "grams"), "mg": ("milligram", "milligrams"),
+        "lb": ("pound", "pounds"), "oz": ("ounce", "ounces"), "t": ("ton", "tons"),
+        "l": ("liter", "liters"), "ml": ("milliliter", "milliliters"),
+        "h": ("hour", "hours"), "min": ("minute", "minutes"), "s": ("second", "seconds"),
+        "ms": ("millisecond", "milliseconds"), "kmh": ("kilometer per hour",
+                                                      "kilometers per hour"),
+        "mph": ("mile per hour", "miles per hour"),
+        "mps": ("meter per second", "meters per second"),
+        "kwh": ("kilowatt hour", "kilowatt hours"), "kw": ("kilowatt", "kilowatts"),
+        "w": ("watt", "watts"), "mw": ("megawatt", "megawatts"), "v": ("volt", "volts"),
+        "mah": ("milliamp hour", "milliamp hours"), "hz": ("hertz", "hertz"),
+        "khz": ("kilohertz", "kilohertz"), "mhz": ("megahertz", "megahertz"),
+        "ghz": ("gigahertz", "gigahertz"), "kb": ("kilobyte", "kilobytes"),
+        "mb": ("megabyte", "megabytes"), "gb": ("gigabyte", "gigabytes"),
+        "tb": ("terabyte", "terabytes"), "c": ("degree Celsius", "degrees Celsius"),
+        "f": ("degree Fahrenheit", "degrees Fahrenheit"), "deg": ("degree", "degrees"),
+        "m2": ("square meter", "square meters"),
+        "km2": ("square kilometer", "square kilometers")}, ATTACHED),
+    abbreviations={
+        "Mr.": ("Mister", False), "Mrs.": ("Missus", False), "Ms.": ("Miz", False),
+        "Prof.": ("Professor", False), "Jr.": ("Junior", False),
+        "Sr.": ("Senior", False), "vs.": ("versus", False), "vs": ("versus", False),
+        "etc.": ("et cetera", True), "e.g.": ("for example", False),
+        "i.e.": ("that is", False), "approx.": ("approximately", False),
+        "Ave.": ("Avenue", True), "Blvd.": ("Boulevard", True), "Mt.": ("Mount", False),
+        "Inc.": ("Incorporated", True), "Ltd.": ("Limited", True),
+        "Fig.": ("Figure", False), "Dept.": ("Department", False),
+        "w/": ("with", False), "w/o": ("without", False), "&": ("and", False),
+        "+": ("plus", False), "=": ("equals", False), "@": ("at", False)},
+    months=("January", "February", "March", "April", "May", "June", "July", "August",
+            "September", "October", "November", "December"),
+    magnitudes=("thousand", "million", "billion", "trillion"),
+)

@@ -147,7 +147,7 @@ def chunk_counts(text: str) -> dict:
     from worker.services import voices
 
     ref = voices.package_reference()
-    worker = synthesis.split_text(text, ref.ref_text, len(ref.samples) / ref.sample_rate, 1.0)
+    worker = synthesis.chunks_for(text, ref.ref_text, len(ref.samples) / ref.sample_rate).chunks
     with _quiet():
         ref_file, ref_text = preprocess_ref_audio_text(str(package_file(REFERENCE)),
                                                        REFERENCE_TEXT)

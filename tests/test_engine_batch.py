@@ -7,6 +7,7 @@ import torch
 
 from settings import load_settings
 from worker.inference import engine, packed_dit, references, synthesis
+from worker.media import track
 from worker.services import voices
 
 LONG_TEXT = " ".join(
@@ -119,7 +120,7 @@ def test_chunk_spans_are_ordered_and_cover_the_audio(loaded, reference):
     assert len(chunks) >= 3
     assert chunks[0].start == 0.0
     assert chunks[-1].end == pytest.approx(len(generation.samples) / rate, abs=1 / rate)
-    fade = synthesis.CROSS_FADE_S
+    fade = track.CROSS_FADE_S
     for before, after in zip(chunks, chunks[1:]):
         assert before.start < before.end and after.start < after.end
         assert before.start <= after.start <= before.end <= after.end

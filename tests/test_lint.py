@@ -28,6 +28,8 @@ def test_every_noqa_names_its_rule_and_reason():
                              text=True, check=True).stdout.split()
     bare = []
     for name in tracked:
+        if name == "tests/test_lint.py":
+            continue   # this file names the marker it looks for
         for number, line in enumerate((ROOT / name).read_text().splitlines(), start=1):
             if "# noqa" in line and not re.search(r"# noqa: [A-Z]+\d+\S* - \S", line):
                 bare.append(f"{name}:{number}: {line.strip()}")

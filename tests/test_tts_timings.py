@@ -16,7 +16,7 @@ from tests.tiny_align import (
     use_nltk_data,
 )
 
-TEXT = "The quick brown fox jumps over 2 lazy dogs & cats, again and again."
+TEXT = "The quick brown fox jumps over 2 lazy dogs & cats — again and again."
 
 
 @pytest.fixture(scope="session")
@@ -71,8 +71,10 @@ def test_inline_words_keep_every_word_in_order(timing_worker):
     starts = [w["start_time"] for w in words]
     assert starts == sorted(starts)
     assert all(0 <= w["start_time"] <= w["end_time"] <= out["duration"] + 1e-6 for w in words)
-    # A word of symbols only cannot be aligned: interpolated, no confidence.
-    assert next(w for w in words if w["word"] == "&")["confidence"] is None
+    # A word with nothing to say cannot be aligned: placed between its
+    # neighbours, no confidence; "&" is said ("and"), so it is aligned.
+    assert next(w for w in words if w["word"] == "—")["confidence"] is None
+    assert next(w for w in words if w["word"] == "&")["confidence"] is not None
     stored = json.loads(fetch(out["timing_url"]))
     assert [w["word"] for w in stored["words"]] == TEXT.split()
 

@@ -26,7 +26,8 @@ from tests.tiny_align import (
     use_nltk_data,
 )
 from timing_formats import FORMATS, render
-from worker.text.words import detect_language, join_words, split_words
+from worker.text.language import detect_language
+from worker.text.words import join_words, split_words
 from worker.timing import whisperx_backend
 from worker.timing.chain import ChunkSpan, available_methods, compute_word_timings
 

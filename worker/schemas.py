@@ -22,6 +22,8 @@ from pydantic_core import PydanticCustomError
 
 from settings import MAX_PRESIGNED_EXPIRY, Settings
 from worker.core.errors import INVALID_INPUT, PAYLOAD_TOO_LARGE, UNKNOWN_ACTION, WorkerError
+from worker.text.frontend import check_text
+from worker.text.pronunciations import validate_pronunciations
 
 VOICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 JOB_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -76,6 +78,8 @@ class TtsRequest(Request):
     timing_format: Literal["srt", "vtt", "csv", "json", "ass"] = "srt"
     timing_inline: bool = False
     subtitle_cues: Literal["word", "phrase"] = "word"
+    normalize: bool = True
+    pronunciations: Optional[dict] = None
 
     _lower_enums = field_validator("output_format", "timing_method", "timing_format",
                                    "subtitle_cues", mode="before")(_lower)
@@ -90,7 +94,13 @@ class TtsRequest(Request):
         limit = _settings(info).max_text_chars
         if len(value) > limit:
             raise _limit_error("text", len(value), limit, "characters")
+        check_text(value)
         return value
+
+    @field_validator("pronunciations", mode="before")
+    @classmethod
+    def _pronunciations(cls, value):
+        return None if value is None else validate_pronunciations(value)
 
     _ref_text = field_validator("ref_text")(_blank_to_none)
 

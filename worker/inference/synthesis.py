@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -30,12 +31,15 @@ from worker.inference.references import (
     prepare_reference,
     prepared_reference,
 )
+from worker.media import track
+from worker.text.chunking import ChunkedText, budget_bytes, chunk_text
+from worker.text.frontend import PreparedText, prepare_text
 
 log = logging.getLogger(__name__)
 
-CROSS_FADE_S = 0.15
 SWAY_SAMPLING = -1.0
 MAX_SEED = 2**31 - 1
+DEFAULT_MAX_CHUNK_SECONDS = 25   # settings.MAX_CHUNK_SECONDS's default
 MAX_FRAMES = 65536            # CFM.sample's cap on one item's length
 # Chunks per batch: 8 chunks of ~22 s are ~16 k frames, whose
 # activations fit a 24 GB GPU in half precision; longer texts take more batches.
@@ -55,7 +59,7 @@ class ChunkPlan:
 
 @dataclass(frozen=True)
 class ChunkAudio:
-    text: str
+    text: str         # the model text of the chunk
     start: float      # seconds in the final audio
     end: float
 
@@ -66,6 +70,8 @@ class Generation:
     sample_rate: int
     chunks: list          # list[ChunkAudio]
     seed: int
+    chunked: ChunkedText  # the chunk plan: model texts, units, pauses
+    settled: tuple = ()   # per chunk, the sample where the next chunk's cross-fade begins
 
 
 def chunk_seed(seed: int, index: int) -> int:
@@ -73,40 +79,46 @@ def chunk_seed(seed: int, index: int) -> int:
     return (seed + index * 1_000_003) % (MAX_SEED + 1)
 
 
-def split_text(text: str, ref_text: str, ref_seconds: float, speed: float) -> list:
-    """The package's chunking rule: as much text per chunk as fits ~22 s with the reference."""
-    from f5_tts.infer.utils_infer import chunk_text
-
-    per_second = len(ref_text.encode("utf-8")) / max(ref_seconds, 0.1)
-    max_chars = max(1, int(per_second * (22 - ref_seconds) * speed))
-    return chunk_text(text, max_chars=max_chars)
+def chunks_for(text, ref_text: str, ref_seconds: float, speed: float = 1.0,
+               max_chunk_seconds: float = DEFAULT_MAX_CHUNK_SECONDS) -> ChunkedText:
+    """The chunk plan of ``text`` (a PreparedText, or a plain string put through
+    the front end) for a reference of ``ref_seconds`` with transcript ``ref_text``."""
+    prepared = text if isinstance(text, PreparedText) else prepare_text(text)
+    ref_text = package_ref_text(ref_text)
+    return chunk_text(prepared, budget_bytes(ref_text, ref_seconds, max_chunk_seconds, speed))
 
 
 def generate(loaded: LoadedModel, ref_samples: np.ndarray, ref_rate: int, ref_text: str,
-             text: str, *, seed: int, speed: float = 1.0, nfe_step: int = 32,
-             cfg_strength: float = 2.0) -> Generation:
-    """Speak ``text`` in the voice of the reference; same inputs and seed, same samples.
+             text, *, seed: int, speed: float = 1.0, nfe_step: int = 32,
+             cfg_strength: float = 2.0, max_chunk_seconds: float = DEFAULT_MAX_CHUNK_SECONDS,
+             remove_silence: bool = False,
+             check: Optional[Callable[[], None]] = None) -> Generation:
+    """Speak ``text`` (a PreparedText, or a string) in the voice of the reference;
+    same inputs and seed, same samples.
 
     The chunks of a long text go through the model together, as packed batches
     of up to MAX_BATCH_CHUNKS; each chunk's noise comes from its own seed, so a
-    chunk's audio does not depend on the batch it shares.
+    chunk's audio does not depend on the batch it shares. ``check`` runs before
+    each batch (it raises to stop a job whose worker is stopping).
     """
     import torch
 
     ref_text = package_ref_text(ref_text)
     with _RUN_LOCK, cuda_guard(), torch.inference_mode():
         ref = prepared_reference(loaded, ref_samples, ref_rate, ref_text)
-        chunks = split_text(text, ref_text, ref.seconds, speed)
-        if not chunks:
+        chunked = chunks_for(text, ref_text, ref.seconds, speed, max_chunk_seconds)
+        if not chunked.chunks:
             raise WorkerError(MODEL_ERROR, "the text has nothing to speak")
-        plans = plan_chunks(loaded, ref, ref_text, chunks, seed, speed)
-        mels = sample_chunks(loaded, ref, plans, nfe_step, cfg_strength)
+        texts = [chunk.text for chunk in chunked.chunks]
+        plans = plan_chunks(loaded, ref, ref_text, texts, seed, speed)
+        mels = sample_chunks(loaded, ref, plans, nfe_step, cfg_strength, check)
         waves = [_vocode(loaded, mel, ref.rms) for mel in mels]
-    samples, spans = cross_fade(waves, int(CROSS_FADE_S * loaded.sample_rate))
     rate = loaded.sample_rate
-    chunk_audio = [ChunkAudio(chunk, start / rate, end / rate)
-                   for chunk, (start, end) in zip(chunks, spans)]
-    return Generation(samples.astype(np.float32), rate, chunk_audio, seed)
+    joined = track.join(waves, [chunk.pause_after for chunk in chunked.chunks],
+                        chunked.lead_pause, rate, remove_silence)
+    chunk_audio = [ChunkAudio(text, start / rate, end / rate)
+                   for text, (start, end) in zip(texts, joined.spans)]
+    return Generation(joined.samples, rate, chunk_audio, seed, chunked, joined.settled)
 
 
 def plan_chunks(loaded: LoadedModel, ref: PreparedReference, ref_text: str, chunks: list,
@@ -127,7 +139,7 @@ def plan_chunks(loaded: LoadedModel, ref: PreparedReference, ref_text: str, chun
 
 
 def sample_chunks(loaded: LoadedModel, ref: PreparedReference, plans: list, steps: int,
-                  cfg_strength: float) -> list:
+                  cfg_strength: float, check: Optional[Callable[[], None]] = None) -> list:
     """Generated mels (frames x n_mels), in the order of ``plans``. Chunks of similar
     length share a batch. A backbone other than DiT runs one chunk at a time
     through the package's own forward, which pads a batch into every item."""
@@ -135,6 +147,8 @@ def sample_chunks(loaded: LoadedModel, ref: PreparedReference, plans: list, step
     order = sorted(range(len(plans)), key=lambda index: plans[index].frames)
     mels = [None] * len(plans)
     for start in range(0, len(order), batch):
+        if check is not None:
+            check()
         group = order[start:start + batch]
         outs = sample_batch(loaded, ref, [plans[index] for index in group], steps, cfg_strength)
         for index, mel in zip(group, outs):
@@ -226,23 +240,6 @@ def _vocode(loaded: LoadedModel, mel, ref_rms: float) -> np.ndarray:
         wave = wave * ref_rms / TARGET_RMS
     return wave.squeeze().float().cpu().numpy()
 
-
-def cross_fade(waves: list, overlap: int) -> tuple:
-    """Join chunk waves with linear cross-fades; return the samples and each chunk's span."""
-    out = np.asarray(waves[0], dtype=np.float32)
-    spans = [(0, len(out))]
-    for wave in waves[1:]:
-        wave = np.asarray(wave, dtype=np.float32)
-        fade = min(overlap, len(out), len(wave))
-        start = len(out) - fade
-        if fade > 0:
-            ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
-            mixed = out[start:] * (1 - ramp) + wave[:fade] * ramp
-            out = np.concatenate([out[:start], mixed, wave[fade:]])
-        else:
-            out = np.concatenate([out, wave])
-        spans.append((start, len(out)))
-    return out, spans
 
 
 def warm_up(loaded: LoadedModel) -> None:

@@ -3,22 +3,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Optional
 
 from s3_utils import Storage
 from settings import Settings
 from worker.core import keys
 from worker.core.stopping import StopSignal
-from worker.inference import engine, synthesis, transcriber
-from worker.media import audio, url_fetch
+from worker.inference import engine, synthesis
+from worker.media import audio
 from worker.schemas import TtsRequest
-from worker.services import jobs, voices
+from worker.services import jobs, reference, timing_output
+from worker.text.frontend import PreparedText, prepare_text
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +45,6 @@ class Metrics:
         return {name: round(value, 4) for name, value in asdict(self).items()}
 
 
-@dataclass
-class Reference:
-    voice: voices.VoiceReference
-    ref_text: str
-    source: str          # request | voice | transcribed
-
-
 def run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage,
         stop: Optional[StopSignal] = None) -> dict:
     """Run one tts job and keep its record; a re-delivered finished job is answered as is."""
@@ -70,7 +61,9 @@ def _run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage,
     # before the model is loaded for nothing.
     tracker.stage("reference")
     with metrics.stage("reference"):
-        reference = _reference(request, settings, storage, job_id)
+        ref = reference.resolve(request.voice, request.voice_url, request.ref_text, settings,
+                                storage, job_id)
+        prepared = prepare(request, ref, job_id)
     tracker.stage("loading_model")
     with metrics.stage("model_load"):
         loaded_before = engine.is_loaded()
@@ -81,25 +74,39 @@ def _run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage,
     seed = request.seed if request.seed is not None else seed_for(job_id)
     with metrics.stage("inference"):
         generation = synthesis.generate(
-            model, reference.voice.samples, reference.voice.sample_rate, reference.ref_text,
-            request.text, seed=seed, speed=request.speed, nfe_step=request.nfe_step,
-            cfg_strength=request.cfg_strength)
-    if request.remove_silence:
-        generation = _without_pauses(generation)
+            model, ref.voice.samples, ref.voice.sample_rate, ref.ref_text, prepared,
+            seed=seed, speed=request.speed, nfe_step=request.nfe_step,
+            cfg_strength=request.cfg_strength, max_chunk_seconds=settings.max_chunk_seconds,
+            remove_silence=request.remove_silence, check=tracker.stop.check)
     timing = None
     if request.return_word_timings:
         tracker.stage("timing")
         with metrics.stage("timing"):
-            timing = _word_timings(request, generation, reference, settings, job_id)
+            times = [(chunk.start, chunk.end) for chunk in generation.chunks]
+            timing = timing_output.time_speech(generation.samples, generation.sample_rate,
+                                               prepared, generation.chunked, times, request,
+                                               settings, job_id)
     tracker.stage("uploading")
     with metrics.stage("upload"):
-        stored = _store(request, job_id, generation, reference, timing, tracker)
+        stored = _store(request, job_id, generation, ref, prepared, timing, tracker)
     metrics.total = time.perf_counter() - started
     metrics.rtf = metrics.inference / max(stored["duration"], 1e-6)
     stored["metrics"] = metrics.rounded()
     log.info("job %s: done, %.2f s audio, seed %d, metrics %s", job_id, stored["duration"],
              seed, stored["metrics"])
     return stored
+
+
+def prepare(request, ref: reference.Reference, job_id: str) -> PreparedText:
+    """The request's text through the front end, with the voice's language and
+    pronunciations under the request's."""
+    prepared = prepare_text(request.text, language=request.language,
+                            voice_language=ref.voice.language, normalize=request.normalize,
+                            pronunciations=request.pronunciations,
+                            voice_pronunciations=ref.voice.pronunciations)
+    for note in prepared.notes:
+        log.info("job %s: text: %s", job_id, note)
+    return prepared
 
 
 def seed_for(job_id: str) -> int:
@@ -110,70 +117,9 @@ def seed_for(job_id: str) -> int:
     return int.from_bytes(digest[:4], "big") & synthesis.MAX_SEED
 
 
-def _reference(request: TtsRequest, settings: Settings, storage: Storage,
-               job_id: str) -> Reference:
-    voice = _voice(request, settings, storage)
-    if request.ref_text:
-        return Reference(voice, request.ref_text, "request")
-    if voice.ref_text:
-        return Reference(voice, voice.ref_text, "voice")
-    log.info("job %s: transcribing the reference of voice %s", job_id, voice.name)
-    text = transcriber.transcribe(settings, voice.samples, voice.sample_rate)
-    if voice.name not in ("default", "voice_url"):
-        voices.save_transcript(storage, voice, text)
-    return Reference(voice, text, "transcribed")
-
-
-def _voice(request: TtsRequest, settings: Settings, storage: Storage) -> voices.VoiceReference:
-    if request.voice_url:
-        return _voice_from_url(request.voice_url, settings)
-    name = request.voice or settings.default_voice
-    return voices.load(storage, name) if name else voices.package_reference()
-
-
-def _voice_from_url(url: str, settings: Settings) -> voices.VoiceReference:
-    fd, tmp = tempfile.mkstemp(prefix="ref-", suffix=".bin")
-    os.close(fd)
-    try:
-        url_fetch.fetch_to_file(url, Path(tmp), settings.max_upload_bytes,
-                                settings.allow_private_urls)
-        clip = audio.load_reference(Path(tmp))
-    finally:
-        os.unlink(tmp)
-    return voices.VoiceReference("voice_url", clip.samples, clip.sample_rate, None, None)
-
-
-def _without_pauses(generation: synthesis.Generation) -> synthesis.Generation:
-    rate = generation.sample_rate
-    samples, ranges = audio.remove_silences(generation.samples, rate)
-    chunks = [synthesis.ChunkAudio(chunk.text, audio.map_time(chunk.start, ranges, rate),
-                                    audio.map_time(chunk.end, ranges, rate))
-              for chunk in generation.chunks]
-    return synthesis.Generation(samples, rate, chunks, generation.seed)
-
-
-def _word_timings(request: TtsRequest, generation: synthesis.Generation,
-                  reference: Reference, settings: Settings, job_id: str):
-    import timing_formats
-    from worker.text import words
-    from worker.timing import chain
-
-    language = (request.language or reference.voice.language
-                or words.detect_language(request.text))
-    spans = [chain.ChunkSpan(c.text, c.start, c.end) for c in generation.chunks]
-    result = chain.compute_word_timings(
-        request.text, generation.samples, generation.sample_rate, spans, language,
-        request.timing_method, settings)
-    body = timing_formats.render(request.timing_format, result.words, job_id=job_id,
-                                 method=result.method, language=result.language,
-                                 cues=request.subtitle_cues)
-    if result.fallback_reason:
-        log.info("job %s: timings by %s (%s)", job_id, result.method, result.fallback_reason)
-    return result, body
-
-
 def _store(request: TtsRequest, job_id: str, generation: synthesis.Generation,
-           reference: Reference, timing, tracker: jobs.JobTracker) -> dict:
+           ref: reference.Reference, prepared: PreparedText, timing,
+           tracker: jobs.JobTracker) -> dict:
     """Write the requested files (objects first; the caller writes the record last)."""
     fmt = request.output_format
     audio_key = keys.job_audio(job_id, fmt)
@@ -182,17 +128,8 @@ def _store(request: TtsRequest, job_id: str, generation: synthesis.Generation,
         "job_id": job_id, "status": jobs.COMPLETED, "audio_key": audio_key,
         "audio_format": fmt, "duration": round(len(generation.samples) / generation.sample_rate, 3),
         "sample_rate": generation.sample_rate, "seed": generation.seed,
-        "voice": reference.voice.name, "ref_text_source": reference.source,
+        "voice": ref.voice.name, "ref_text_source": ref.source,
+        "spoken_text": prepared.spoken_text,
     }
-    if timing is not None:
-        result, body = timing
-        timing_key = keys.job_timings(job_id, request.timing_format)
-        tracker.put(timing_key, body.encode("utf-8"))
-        stored.update({
-            "timing_method": result.method, "timing_fallback_reason": result.fallback_reason,
-            "language": result.language, "timing_format": request.timing_format,
-            "timing_key": timing_key, "word_count": len(result.words),
-        })
-        if request.timing_inline:
-            stored["word_timings"] = [word.to_dict() for word in result.words]
+    stored.update(timing_output.store(timing, request, job_id, tracker))
     return stored

@@ -13,7 +13,7 @@ import importlib.util
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
 from typing import Callable, Optional
@@ -40,6 +40,7 @@ class VoiceReference:
     ref_text: Optional[str]
     language: Optional[str]
     flat: bool = False      # stored in the earlier worker's flat layout
+    pronunciations: dict = field(default_factory=dict)
 
 
 def reference_key(name: str) -> str:

@@ -132,6 +132,14 @@ def spoken_separator(previous: str, word: str) -> str:
     return gap
 
 
+def check_text(text: str, pauses_allowed: bool = True, field: str = "text") -> None:
+    """The checks of ``prepare_text`` that need neither voice nor language (tags,
+    something to say), cheap enough for request validation."""
+    pieces = pauses.split_pauses(cleaning.clean_text(text), pauses_allowed, field)
+    cleaning.require_something_to_say(
+        " ".join(piece for piece in pieces if isinstance(piece, str)), field)
+
+
 def prepare_text(text: str, language: Optional[str] = None,
                  voice_language: Optional[str] = None, normalize: bool = True,
                  pronunciations: Optional[Mapping[str, str]] = None,

@@ -16,7 +16,6 @@ from typing import List, Sequence
 
 import regex
 
-from worker.text.language import detect_language  # noqa: F401  (its callers import it here)
 from worker.text.scripts import is_unspaced, is_unspaced_letter
 
 _GRAPHEME = regex.compile(r"\X")

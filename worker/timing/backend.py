@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -30,6 +30,18 @@ class TimingResult:
     method: str                     # "whisperx" | "google" | "estimate"
     fallback_reason: Optional[str]  # None, or why the requested method was not used
     language: str
+
+
+@dataclass(frozen=True)
+class WrittenWords:
+    """The caller's words, when the audio says spoken forms of them (the text
+    front end read "$45" as "forty-five dollars"): timings are found for the
+    spoken words and listed for the written ones."""
+    words: tuple                    # the words as written
+    to_written: Callable            # spans per spoken word -> spans per written word
+    # (first, end, start s, end s): written words and the stretch of audio that
+    # says them (a chunk, or chunks that share a word); together, every word once.
+    groups: tuple
 
 
 class MethodUnavailable(Exception):

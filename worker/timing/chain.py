@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
 from worker.text.words import split_words
 from worker.timing import google_backend, whisperx_backend
-from worker.timing.backend import ChunkSpan, MethodUnavailable, TimingResult, chunk_groups, resample
+from worker.timing.backend import (
+    ChunkSpan,
+    MethodUnavailable,
+    TimingResult,
+    WrittenWords,
+    chunk_groups,
+    resample,
+)
 from worker.timing.spans import estimate, finalize, map_onto
 
 log = logging.getLogger(__name__)
@@ -30,12 +37,15 @@ _BACKENDS = {"whisperx": whisperx_backend.recognize, "google": google_backend.re
 
 
 def compute_word_timings(text: str, audio, sample_rate: int, chunks: Sequence[ChunkSpan],
-                         language: str, method: str, settings) -> TimingResult:
+                         language: str, method: str, settings,
+                         written: Optional[WrittenWords] = None) -> TimingResult:
     """Time every word of ``text`` in ``audio`` (float32 mono at ``sample_rate``).
 
     ``method`` picks the first aligner to try (``whisperx`` and ``auto`` try
     WhisperX, then Google; ``google`` tries Google); the estimate is the last
     resort. The result names the method that really produced the timings.
+    With ``written``, ``text`` is what was spoken and the result lists the
+    written words instead, each inside the chunk that says it.
     """
     if method not in METHODS:
         raise ValueError(f"timing method {method!r} is not one of {', '.join(METHODS)}")
@@ -49,12 +59,26 @@ def compute_word_timings(text: str, audio, sample_rate: int, chunks: Sequence[Ch
     for name in _CHAINS[method]:
         spans = _try_method(name, reasons, words, audio16, chunks, language, settings)
         if spans:
-            return TimingResult(finalize(words, spans, duration), name,
+            return TimingResult(_final(words, spans, duration, written), name,
                                 "; ".join(reasons) or None, language)
     spans = estimate(words, audio, sample_rate, chunk_groups(words, chunks, duration))
     log.info("word timings estimated: %s", "; ".join(reasons))
-    return TimingResult(finalize(words, spans, duration), "estimate", "; ".join(reasons),
-                        language)
+    return TimingResult(_final(words, spans, duration, written), "estimate",
+                        "; ".join(reasons), language)
+
+
+def _final(words, spans, duration: float, written: Optional[WrittenWords]) -> list:
+    """The every-word list: of the spoken words, or of the written ones, each
+    written word kept inside its chunk (so none lands in a pause between chunks)."""
+    if written is None:
+        return finalize(words, spans, duration)
+    spans = written.to_written(list(spans))
+    timed = []
+    for first, end, start, stop in written.groups:
+        low = min(max(start, 0.0), duration)
+        timed += finalize(written.words[first:end], spans[first:end],
+                          min(max(stop, low), duration), floor=low)
+    return timed
 
 
 def _try_method(name, reasons, words, audio16, chunks, language, settings):

@@ -141,7 +141,8 @@ def map_onto(words: Sequence[str], recognized: Sequence[Recognized]) -> List[Opt
     return spans
 
 
-def _ordered(spans: Sequence[Optional[Span]], duration: float) -> List[Optional[list]]:
+def _ordered(spans: Sequence[Optional[Span]], duration: float,
+             floor: float = 0.0) -> List[Optional[list]]:
     """Clamp into the audio, drop times that go backwards, trim overlaps."""
     ordered: List[Optional[list]] = []
     last: Optional[list] = None
@@ -149,7 +150,7 @@ def _ordered(spans: Sequence[Optional[Span]], duration: float) -> List[Optional[
         if span is None:
             ordered.append(None)
             continue
-        start = min(max(float(span[0]), 0.0), duration)
+        start = min(max(float(span[0]), floor), duration)
         end = min(max(float(span[1]), start), duration)
         if last is not None and start < last[0]:
             ordered.append(None)  # out of order: interpolate it instead
@@ -161,12 +162,13 @@ def _ordered(spans: Sequence[Optional[Span]], duration: float) -> List[Optional[
     return ordered
 
 
-def _fill_gap(words, ordered, first: int, end: int, duration: float) -> None:
+def _fill_gap(words, ordered, first: int, end: int, duration: float,
+              floor: float = 0.0) -> None:
     """Place the untimed words ``first:end`` between their timed neighbours,
     borrowing half of each neighbour when the gap is too short for them."""
     before = ordered[first - 1] if first > 0 else None
     after = ordered[end] if end < len(ordered) else None
-    low = before[1] if before else 0.0
+    low = before[1] if before else floor
     high = after[0] if after else duration
     if high - low < MIN_WORD_SECONDS * (end - first):
         if before:
@@ -178,15 +180,15 @@ def _fill_gap(words, ordered, first: int, end: int, duration: float) -> None:
 
 
 def finalize(words: Sequence[str], spans: Sequence[Optional[Span]],
-             duration: float) -> List[WordTiming]:
-    """Every word of ``words`` once, in order, inside ``[0, duration]``."""
-    ordered = _ordered(spans, duration)
+             duration: float, floor: float = 0.0) -> List[WordTiming]:
+    """Every word of ``words`` once, in order, inside ``[floor, duration]``."""
+    ordered = _ordered(spans, duration, floor)
     index = 0
     while index < len(ordered):
         if ordered[index] is None:
             end = next((n for n in range(index, len(ordered)) if ordered[n] is not None),
                        len(ordered))
-            _fill_gap(words, ordered, index, end, duration)
+            _fill_gap(words, ordered, index, end, duration, floor)
             index = end
         index += 1
     return [WordTiming(word, start, end, confidence)

@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from settings import MAX_PRESIGNED_EXPIRY, Settings
 from worker.core.errors import INVALID_INPUT, PAYLOAD_TOO_LARGE, UNKNOWN_ACTION, WorkerError
+from worker.timing.subtitle_options import SubtitleOptions
 
 VOICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 JOB_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -76,6 +77,7 @@ class TtsRequest(Request):
     timing_format: Literal["srt", "vtt", "csv", "json", "ass"] = "srt"
     timing_inline: bool = False
     subtitle_cues: Literal["word", "phrase"] = "word"
+    subtitle: SubtitleOptions = SubtitleOptions()
 
     _lower_enums = field_validator("output_format", "timing_method", "timing_format",
                                    "subtitle_cues", mode="before")(_lower)

@@ -180,7 +180,7 @@ def _word_timings(request: TtsRequest, generation: synthesis.Generation,
         request.timing_method, settings)
     body = timing_formats.render(request.timing_format, result.words, job_id=job_id,
                                  method=result.method, language=result.language,
-                                 cues=request.subtitle_cues)
+                                 cues=request.subtitle_cues, subtitle=request.subtitle)
     if result.fallback_reason:
         log.info("job %s: timings by %s (%s)", job_id, result.method, result.fallback_reason)
     return result, body

@@ -1,35 +1,40 @@
-"""Word timings written as SRT, WebVTT, CSV, JSON or ASS (karaoke).
+"""Word timings written as SRT, WebVTT, CSV, JSON or ASS.
 
-Standard library only: this module imports no torch, numpy or model code, so
-the handler and the tests can use it without loading any engine.
+No torch, numpy or model code: the handler and the tests use this without
+loading any engine. The cues (which words, which lines, when) come from
+``worker.timing.cues``; this module only spells them in each format.
 
 One timestamp formatter serves every format; what differs between formats
 (decimal separator, hour digits, fractional digits) is data in ``_CLOCKS``.
 Times are rounded half up on their decimal value (0.9995 s is 1.000 s, not
 0.999 s as binary float rounding would give), and the carry goes into the
 seconds, minutes and hours instead of producing ``00:00:00,1000``.
+
+Why not pysubs2's writers (1.8.1, used by the tests as an independent
+reader): it keeps times as integer milliseconds, so ASS centiseconds would be
+rounded twice; it clamps ASS times at 9:59:59.99; and its SRT/VTT writers read
+event text as ASS markup (``{\\b1}`` becomes ``<b>``) without escaping ``&``
+or ``<``. These writers are short and exact instead.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
-from typing import Callable, Dict, Sequence, Tuple
+from typing import Optional, Sequence
 
-from worker.core.timings import WordTiming, scaled
-from worker.text.words import join_words, separator
+from worker.core.timings import WordTiming, round_time, scaled
+from worker.text.words import separator
+from worker.timing.cues import Cue, build_cues
+from worker.timing.subtitle_options import AssStyle, SubtitleOptions, parse_subtitle
 
 FORMATS = ("srt", "vtt", "csv", "json", "ass")
 CUE_MODES = ("word", "phrase")
 
-# Readable phrase cues: a line short enough for a TV-safe area, on screen
-# long enough to read, and never spanning a long silence.
-MAX_CUE_CHARS = 42
-MAX_CUE_SECONDS = 5.0
-MAX_CUE_GAP = 1.5
-SENTENCE_ENDS = (".", "!", "?", "\u2026", "\u3002", "\uff01", "\uff1f")
-_CLOSING = "\"')]}\u201d\u2019\u300d\u300f\uff09"
+__all__ = ["CUE_MODES", "FORMATS", "Cue", "SubtitleOptions", "WordTiming", "format_seconds",
+           "format_timestamp", "render"]
 
 
 def format_seconds(seconds: float, places: int = 3) -> str:
@@ -63,115 +68,114 @@ def format_timestamp(seconds: float, fmt: str) -> str:
             f"{clock.separator}{fraction:0{clock.places}d}")
 
 
-@dataclass(frozen=True)
-class Cue:
-    words: Tuple[WordTiming, ...]
-
-    @property
-    def start(self) -> float:
-        return self.words[0].start_time
-
-    @property
-    def end(self) -> float:
-        return max(word.end_time for word in self.words)
-
-    @property
-    def text(self) -> str:
-        return join_words([word.word for word in self.words])
+def _look_alikes(text: str) -> str:
+    # ASS has no escape for override braces and a backslash starts \N, \h...;
+    # SRT and VTT readers (ffmpeg, pysubs2, VLC) hand their text to an ASS
+    # renderer too. Look-alikes keep a word from ever turning into a tag.
+    text = text.replace("\\", "\uff3c").replace("{", "(").replace("}", ")")
+    return text.replace("\r", " ").replace("\n", " ")
 
 
-def _ends_sentence(word: str) -> bool:
-    return word.rstrip(_CLOSING).endswith(SENTENCE_ENDS)
+def _srt_text(line: str) -> str:
+    # SRT has no entities (readers show "&lt;" as is); a "<" that could open
+    # a tag (<i>, </b>, <font ...>) becomes a look-alike instead.
+    return re.sub(r"<(?=\s*[A-Za-z/])", "\u2039", _look_alikes(line))
 
 
-def _fits(cue: list, word: WordTiming) -> bool:
-    text = join_words([w.word for w in cue] + [word.word])
-    gap = word.start_time - max(w.end_time for w in cue)
-    return (len(text) <= MAX_CUE_CHARS and gap <= MAX_CUE_GAP
-            and word.end_time - cue[0].start_time <= MAX_CUE_SECONDS)
+def _vtt_text(line: str) -> str:
+    # WebVTT cue text is markup: a bare & or < would start an entity or tag.
+    line = _look_alikes(line)
+    return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def group_cues(words: Sequence[WordTiming], mode: str = "word") -> list:
-    """Cues of one word each (``word``) or readable lines (``phrase``)."""
-    if mode == "word":
-        return [Cue((word,)) for word in words]
-    cues, current = [], []
-    for word in words:
-        if current and not _fits(current, word):
-            cues.append(Cue(tuple(current)))
-            current = []
-        current.append(word)
-        if _ends_sentence(word.word):
-            cues.append(Cue(tuple(current)))
-            current = []
-    if current:
-        cues.append(Cue(tuple(current)))
-    return cues
-
-
-def _srt(cues: Sequence[Cue], meta: dict) -> str:
+def _srt(cues: Sequence[Cue], words, meta: dict, options: SubtitleOptions) -> str:
     blocks = [f"{n}\n{format_timestamp(c.start, 'srt')} --> {format_timestamp(c.end, 'srt')}\n"
-              f"{c.text}\n" for n, c in enumerate(cues, start=1)]
+              + "".join(_srt_text(line) + "\n" for line in c.lines)
+              for n, c in enumerate(cues, start=1)]
     return "\n".join(blocks)
 
 
-def _vtt_escape(text: str) -> str:
-    # WebVTT cue text is markup: a bare & or < would start an entity or tag.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _vtt(cues: Sequence[Cue], meta: dict) -> str:
+def _vtt(cues: Sequence[Cue], words, meta: dict, options: SubtitleOptions) -> str:
     blocks = [f"{format_timestamp(c.start, 'vtt')} --> {format_timestamp(c.end, 'vtt')}\n"
-              f"{_vtt_escape(c.text)}\n" for c in cues]
+              + "".join(_vtt_text(line) + "\n" for line in c.lines) for c in cues]
     return "\n".join(["WEBVTT\n"] + blocks)
 
 
-_ASS_HEADER = """[Script Info]
+def ass_colour(colour: str) -> str:
+    """``#RRGGBB`` as ASS writes it: ``&HAABBGGRR``, opaque."""
+    red, green, blue = colour[1:3], colour[3:5], colour[5:7]
+    return f"&H00{blue}{green}{red}".upper()
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _ass_header(style: AssStyle) -> str:
+    width, height = style.play_res
+    # \k fills syllables from SecondaryColour to PrimaryColour as they are
+    # spoken, so with karaoke the primary slot holds the highlight.
+    fill, before = ((style.highlight_colour, style.primary_colour) if style.karaoke
+                    else (style.primary_colour, style.highlight_colour))
+    side = round(width * 0.05)
+    fields = ["Default", style.font, _number(style.font_size), ass_colour(fill),
+              ass_colour(before), "&H00000000", "&H80000000", "0", "0", "0", "0", "100", "100",
+              "0", "0", "1", _number(style.outline), "1", str(style.alignment), str(side),
+              str(side), str(style.margin_v), "1"]
+    return f"""[Script Info]
 ; word timings from the F5-TTS worker
 ScriptType: v4.00+
-PlayResX: 384
-PlayResY: 288
+PlayResX: {width}
+PlayResY: {height}
 WrapStyle: 0
 ScaledBorderAndShadow: yes
 
 [V4+ Styles]
 Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, MarginV, Encoding
-Style: Default,Arial,20,&H00FFFFFF,&H000000FF,&H00000000,&H80000000,0,0,0,0,100,100,0,0,1,2,1,2,10,10,10,1
+Style: {",".join(fields)}
 
 [Events]
 Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
 """
 
 
-def _ass_escape(word: str) -> str:
-    # ASS has no escape for override braces, and a backslash starts \N, \h...;
-    # swap them for look-alikes so a word can never turn into a tag.
-    return word.replace("\\", "\uff3c").replace("{", "(").replace("}", ")")
+def _centis(seconds: float) -> int:
+    return int(scaled(seconds, 2))
 
 
-def _karaoke(cue: Cue) -> str:
+def _karaoke(cue: Cue, words: Sequence[WordTiming]) -> str:
     """``{\\kN}`` per word, N in centiseconds, counted on the rounded clock so
-    the durations add up to the cue exactly; silences get an empty syllable."""
-    position, parts, previous = int(scaled(cue.start, 2)), [], ""
-    for word in cue.words:
-        start, end = int(scaled(word.start_time, 2)), int(scaled(word.end_time, 2))
-        space = separator(previous, word.word)
+    the durations add up to the cue exactly; silences, and the time a cue
+    stays after its last word, get empty syllables."""
+    position = _centis(cue.start)
+    finish = max(_centis(cue.end), position)
+    parts, previous = [], ""
+    for index in range(*cue.words):
+        word = words[index]
+        joint = "\\N" if index in cue.line_starts[1:] else separator(previous, word.word)
+        start = min(max(_centis(word.start_time), position), finish)
+        stop = min(max(_centis(word.end_time), start), finish)
         if start > position:
-            parts.append(f"{{\\k{start - position}}}{space}")
-            space = ""
-        start = max(start, position)
-        parts.append(f"{{\\k{max(end - start, 0)}}}{space}{_ass_escape(word.word)}")
-        position, previous = max(end, start), word.word
+            parts.append(f"{{\\k{start - position}}}{joint}")
+            joint = ""
+        parts.append(f"{{\\k{stop - start}}}{joint}{_look_alikes(word.word)}")
+        position, previous = stop, word.word
+    if finish > position:
+        parts.append(f"{{\\k{finish - position}}}")
     return "".join(parts)
 
 
-def _ass(cues: Sequence[Cue], meta: dict) -> str:
-    lines = [f"Dialogue: 0,{format_timestamp(c.start, 'ass')},{format_timestamp(c.end, 'ass')},"
-             f"Default,,0,0,0,,{_karaoke(c)}" for c in cues]
-    return _ASS_HEADER + "".join(line + "\n" for line in lines)
+def _ass(cues: Sequence[Cue], words, meta: dict, options: SubtitleOptions) -> str:
+    events = []
+    for cue in cues:
+        text = (_karaoke(cue, words) if options.ass.karaoke
+                else "\\N".join(_look_alikes(line) for line in cue.lines))
+        events.append(f"Dialogue: 0,{format_timestamp(cue.start, 'ass')},"
+                      f"{format_timestamp(cue.end, 'ass')},Default,,0,0,0,,{text}\n")
+    return _ass_header(options.ass) + "".join(events)
 
 
-def _csv(words: Sequence[WordTiming], meta: dict) -> str:
+def _csv(cues: Sequence[Cue], words, meta: dict, options: SubtitleOptions) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["word", "start_time", "end_time", "confidence"])
@@ -182,25 +186,29 @@ def _csv(words: Sequence[WordTiming], meta: dict) -> str:
     return buffer.getvalue()
 
 
-def _json(words: Sequence[WordTiming], meta: dict) -> str:
-    document = {**meta, "word_count": len(words), "words": [w.to_dict() for w in words]}
+def _json(cues: Sequence[Cue], words, meta: dict, options: SubtitleOptions) -> str:
+    document = {**meta, "word_count": len(words), "words": [w.to_dict() for w in words],
+                "cues": [{"start": round_time(c.start), "end": round_time(c.end), "text": c.text,
+                          "lines": list(c.lines), "words": list(c.words)} for c in cues]}
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
 
 
-_CUE_WRITERS: Dict[str, Callable[[Sequence[Cue], dict], str]] = {
-    "srt": _srt, "vtt": _vtt, "ass": _ass}
-_WORD_WRITERS: Dict[str, Callable[[Sequence[WordTiming], dict], str]] = {
-    "csv": _csv, "json": _json}
+_WRITERS = {"srt": _srt, "vtt": _vtt, "csv": _csv, "json": _json, "ass": _ass}
 
 
 def render(fmt: str, words: Sequence[WordTiming], *, job_id: str, method: str,
-           language: str, cues: str = "word") -> str:
-    """The text of one timing file in format ``fmt``."""
+           language: Optional[str], cues: str = "word",
+           subtitle: Optional[SubtitleOptions] = None) -> str:
+    """The text of one timing file in format ``fmt``: cues of one word each
+    (``word``) or readable phrases (``phrase``), tuned by ``subtitle`` (the
+    validated request object; a dict is validated here)."""
     if fmt not in FORMATS:
         raise ValueError(f"timing format {fmt!r} is not one of {', '.join(FORMATS)}")
     if cues not in CUE_MODES:
         raise ValueError(f"subtitle cues {cues!r} is not one of {', '.join(CUE_MODES)}")
+    options = parse_subtitle(subtitle)
+    words = list(words)
     meta = {"job_id": job_id, "method": method, "language": language}
-    if fmt in _WORD_WRITERS:
-        return _WORD_WRITERS[fmt](list(words), meta)
-    return _CUE_WRITERS[fmt](group_cues(words, cues), meta)
+    # CSV lists words only; every other format is cut into cues.
+    built = [] if fmt == "csv" else build_cues(words, cues, options, language)
+    return _WRITERS[fmt](built, words, meta, options)

@@ -14,13 +14,12 @@ import pytest
 from timing_formats import (
     CUE_MODES,
     FORMATS,
-    MAX_CUE_CHARS,
-    MAX_CUE_SECONDS,
+    SubtitleOptions,
     WordTiming,
     format_timestamp,
-    group_cues,
     render,
 )
+from worker.timing.cues import build_cues
 
 # Edge times on purpose: 0, a .9995 that rounds up across a second, exactly one
 # hour, and past ten hours; times in milliseconds and centiseconds as a person
@@ -37,8 +36,12 @@ WORDS = [
 ]
 MS = [(0, 1000), (1000, 1500), (1600, 2200), (2200, 2800), (3599500, 3600000),
       (3600000, 3601250), (36000000, 36001235), (36002000, 36002500)]
-CS = [(0, 100), (100, 150), (160, 220), (220, 280), (359950, 360000),
-      (360000, 360125), (3600000, 3600123), (3600200, 3600250)]
+# Word cues stay min_duration (0.833 s) where the gap after them allows, never
+# over the next cue: "world." runs to 1.6, "naïve" and the last word 0.833 s.
+CUE_MS = [(0, 1000), (1000, 1600), (1600, 2200), (2200, 3033), (3599500, 3600000),
+          (3600000, 3601250), (36000000, 36001235), (36002000, 36002833)]
+CUE_CS = [(0, 100), (100, 160), (160, 220), (220, 303), (359950, 360000),
+          (360000, 360125), (3600000, 3600123), (3600200, 3600283)]
 TEN_HOURS_MS = 36_000_000
 META = {"job_id": "job-123", "method": "whisperx", "language": "en"}
 
@@ -101,7 +104,7 @@ def test_srt_reads_back_with_pysubs2():
     import pysubs2
 
     subs = pysubs2.SSAFile.from_string(_render("srt"), format_="srt")
-    assert _ms((e.start, e.end) for e in subs) == MS
+    assert _ms((e.start, e.end) for e in subs) == CUE_MS
     assert [e.plaintext for e in subs] == [w.word for w in WORDS]
 
 
@@ -112,10 +115,10 @@ def test_vtt_reads_back_with_pysubs2_and_webvtt():
     text = _render("vtt")
     assert text.startswith("WEBVTT\n\n")
     subs = pysubs2.SSAFile.from_string(text, format_="vtt")
-    assert _ms((e.start, e.end) for e in subs) == MS
+    assert _ms((e.start, e.end) for e in subs) == CUE_MS
     captions = webvtt.from_buffer(io.StringIO(text))
     times = [(_vtt_ms(c.start), _vtt_ms(c.end)) for c in captions]
-    assert times == MS
+    assert times == CUE_MS
     # WebVTT text is markup: the ampersand is escaped, and reads back as itself.
     assert "A&amp;B" in text and "A&B" not in text
     assert [c.text for c in captions][3] == "naïve"
@@ -132,11 +135,12 @@ def test_ass_reads_back_with_pysubs2_and_ass():
 
     text = _render("ass")
     subs = pysubs2.SSAFile.from_string(text, format_="ass")
-    assert _ms((e.start, e.end) for e in subs) == [(a * 10, b * 10) for a, b in CS]
+    assert _ms((e.start, e.end) for e in subs) == [(a * 10, b * 10) for a, b in CUE_CS]
     document = ass.parse_string(text)
     times = [(round(e.start.total_seconds() * 100), round(e.end.total_seconds() * 100))
              for e in document.events]
-    assert times == CS
+    assert times == CUE_CS
+    assert (document.info["PlayResX"], document.info["PlayResY"]) == (1920, 1080)
     assert [re.sub(r"\{[^}]*\}", "", e.text) for e in document.events] == [
         w.word for w in WORDS]
 
@@ -205,20 +209,20 @@ def _timeline(count: int, step: float = 0.3, pause_after=()):
 
 def test_word_cues_are_one_per_word():
     words = _timeline(5)
-    assert [c.text for c in group_cues(words, "word")] == [w.word for w in words]
+    assert [c.text for c in build_cues(words, "word")] == [w.word for w in words]
     assert _render("srt", words).count(" --> ") == 5
 
 
 def test_phrase_cues_stay_readable():
     words = _timeline(40, pause_after={25})
     words[6] = WordTiming("end.", words[6].start_time, words[6].end_time, None)
-    cues = group_cues(words, "phrase")
+    cues = build_cues(words, "phrase")
     assert 1 < len(cues) < len(words)
-    assert [w for c in cues for w in c.words] == words
-    assert all(len(c.text) <= MAX_CUE_CHARS for c in cues)
-    assert all(c.end - c.start <= MAX_CUE_SECONDS for c in cues)
-    assert cues[0].words[-1].word == "end."          # a sentence end closes the cue
-    assert any(c.words[0] is words[26] for c in cues)  # so does a long pause
+    assert [i for c in cues for i in range(*c.words)] == list(range(len(words)))
+    assert all(len(c.lines) <= 2 and all(len(line) <= 42 for line in c.lines) for c in cues)
+    assert all(c.end - c.start <= 7 for c in cues)
+    assert cues[0].words == (0, 7)                      # a sentence end closes the cue
+    assert any(c.words[0] == 26 for c in cues)           # so does a long pause
     srt = _render("srt", words, cues="phrase")
     assert srt.count(" --> ") == len(cues)
 
@@ -226,7 +230,7 @@ def test_phrase_cues_stay_readable():
 def test_phrase_cues_join_cjk_without_spaces():
     words = [WordTiming("你", 0, 0.2, None), WordTiming("好，", 0.2, 0.4, None),
              WordTiming("AI", 0.4, 0.6, None), WordTiming("世界。", 0.6, 0.9, None)]
-    (cue,) = group_cues(words, "phrase")
+    (cue,) = build_cues(words, "phrase")
     assert cue.text == "你好，AI 世界。"
 
 
@@ -240,8 +244,8 @@ def test_ass_karaoke_durations_add_up_to_each_cue():
         ticks = [int(k) for k in re.findall(r"\\k(\d+)", event.text)]
         duration = round((event.end - event.start).total_seconds() * 100)
         assert sum(ticks) == duration
-        syllables = re.findall(r"\{\\k\d+\}\s*(word\d+)", event.text)
-        assert " ".join(syllables) == re.sub(r"\{[^}]*\}", "", event.text)
+        syllables = re.findall(r"\{\\k\d+\}(?:\s|\\N)*(word\d+)", event.text)
+        assert " ".join(syllables) == re.sub(r"\{[^}]*\}", "", event.text).replace("\\N", " ")
 
 
 def test_ass_text_cannot_open_override_tags():
@@ -256,3 +260,18 @@ def test_render_refuses_unknown_choices():
     with pytest.raises(ValueError, match="word, phrase"):
         _render("srt", cues="sentence")
     assert FORMATS == ("srt", "vtt", "csv", "json", "ass")
+
+
+def test_render_takes_the_subtitle_options_or_a_dict_it_validates():
+    from worker.core.errors import WorkerError
+
+    words = _timeline(30)
+    narrow = _render_with("srt", words, SubtitleOptions(max_chars_per_line=10, max_lines=1))
+    assert narrow == _render_with("srt", words, {"max_chars_per_line": 10, "max_lines": 1})
+    assert narrow != _render_with("srt", words, None)
+    with pytest.raises(WorkerError, match=r"invalid_input: subtitle\.max_lines: "):
+        _render_with("srt", words, {"max_lines": 9})
+
+
+def _render_with(fmt, words, subtitle):
+    return render(fmt, words, cues="phrase", subtitle=subtitle, **META)

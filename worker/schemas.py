@@ -24,6 +24,7 @@ from settings import MAX_PRESIGNED_EXPIRY, Settings
 from worker.core.errors import INVALID_INPUT, PAYLOAD_TOO_LARGE, UNKNOWN_ACTION, WorkerError
 from worker.text.frontend import check_text
 from worker.text.pronunciations import validate_pronunciations
+from worker.timing.subtitle_options import SubtitleOptions
 
 VOICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 JOB_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -80,6 +81,7 @@ class TtsRequest(Request):
     subtitle_cues: Literal["word", "phrase"] = "word"
     normalize: bool = True
     pronunciations: Optional[dict] = None
+    subtitle: SubtitleOptions = SubtitleOptions()
 
     _lower_enums = field_validator("output_format", "timing_method", "timing_format",
                                    "subtitle_cues", mode="before")(_lower)

@@ -48,7 +48,7 @@ def time_speech(samples: np.ndarray, rate: int, prepared: PreparedText, chunked:
 def render(result: TimingResult, request, job_id: str) -> str:
     return timing_formats.render(request.timing_format, result.words, job_id=job_id,
                                  method=result.method, language=result.language,
-                                 cues=request.subtitle_cues)
+                                 cues=request.subtitle_cues, subtitle=request.subtitle)
 
 
 def store(timing: Optional[Timing], request, job_id: str, tracker) -> dict:

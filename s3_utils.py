@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -73,10 +74,40 @@ class Storage:
     def presign(self, key: str, expires_in: int) -> str:
         raise NotImplementedError
 
+    def honours_if_absent(self) -> bool:
+        """Whether ``if_absent`` writes are atomic on this store (probed once per client).
+
+        Some S3-compatible stores ignore ``IfNoneMatch`` and overwrite; callers
+        that need "create once" use another scheme there (see voice_store).
+        """
+        known = getattr(self, "_if_absent_honoured", None)
+        if known is None:
+            known = self._probe_if_absent()
+            self._if_absent_honoured = known
+        return known
+
+    def _probe_if_absent(self) -> bool:
+        key = f".probes/if-absent-{uuid.uuid4().hex}"
+        try:
+            first = self.put_bytes(key, b"1", "text/plain", if_absent=True)
+            second = self.put_bytes(key, b"2", "text/plain", if_absent=True)
+        except WorkerError as exc:
+            # A store that refuses the header is one without conditional writes.
+            log.warning("storage: conditional write probe failed (%s); not using them", exc)
+            return False
+        finally:
+            try:
+                self.delete([key])
+            except WorkerError:
+                log.warning("storage: could not remove the probe object %s", key)
+        honoured = first and not second
+        log.info("storage: conditional writes are %s", "honoured" if honoured else "ignored")
+        return honoured
+
     # Shared helpers built on the primitives above.
-    def put_json(self, key: str, value: dict) -> None:
+    def put_json(self, key: str, value: dict, if_absent: bool = False) -> bool:
         data = json.dumps(value, indent=2, sort_keys=True).encode()
-        self.put_bytes(key, data, "application/json")
+        return self.put_bytes(key, data, "application/json", if_absent=if_absent)
 
     def get_json(self, key: str) -> Optional[dict]:
         data = self.get_bytes(key)
@@ -126,17 +157,36 @@ class LocalStorage(Storage):
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
+    def honours_if_absent(self) -> bool:
+        return True
+
     def put_bytes(self, key, data, content_type=None, if_absent=False):
         if if_absent:
-            path = self._path(key)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            return self._create(key, data)
+        self._write(key, lambda handle: handle.write(data))
+        return True
+
+    def _create(self, key: str, data: bytes) -> bool:
+        """Write ``key`` only if absent; a reader never sees it half written."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            # link() fails if the name exists: atomic create of a complete file.
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:
+            # A filesystem without hard links: O_EXCL still decides who creates it.
             try:
                 with open(path, "xb") as handle:
                     handle.write(data)
             except FileExistsError:
                 return False
-            return True
-        self._write(key, lambda handle: handle.write(data))
+        finally:
+            os.unlink(tmp)
         return True
 
     def put_file(self, key, path, content_type=None):

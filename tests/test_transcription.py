@@ -66,7 +66,9 @@ def test_voice_without_transcript_is_transcribed_once(tts_worker, asr_model, asr
     first = tts_worker({**TTS, "text": "One.", "voice": "plain"})
     assert "error" not in first, first
     assert first["ref_text_source"] == "transcribed"
-    assert tts_worker.storage.get_json("voices/plain/voice.json")["ref_text"] == TRANSCRIPT
+    # Kept beside the audio it transcribes (voice.json stays the upload's own).
+    from worker.services import voices
+    assert voices.load(tts_worker.storage, "plain").ref_text == TRANSCRIPT
     listed = tts_worker({"action": "list_voices"})["voices"]
     assert [v["has_ref_text"] for v in listed] == [True]
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 
 import numpy as np
 import pytest
@@ -43,7 +44,9 @@ def test_upload_base64_then_list_download_delete(worker, reference_wav):
     assert voice["has_ref_text"] is True and voice["size_bytes"] > 100_000
 
     link = worker({"action": "download", "voice_name": "narrator", "expires_in": 120})
-    assert link["key"] == "voices/narrator/reference.wav" and link["expires_in"] == 120
+    # Each upload's audio has a key of its own; voice.json names it.
+    assert re.fullmatch(r"voices/narrator/uploads/[^/]+/reference\.wav", link["key"]), link
+    assert link["expires_in"] == 120
     assert link["content_type"] == "audio/wav"
     body = fetch(link["url"])
     assert len(body) == link["size_bytes"]
@@ -53,6 +56,7 @@ def test_upload_base64_then_list_download_delete(worker, reference_wav):
     assert worker({"action": "delete_voice", "voice_name": "narrator"}) == {
         "voice_name": "narrator", "deleted": True}
     assert worker({"action": "list_voices"}) == {"voices": [], "count": 0}
+    assert list(worker.storage.list("voices/")) == []
     assert worker({"action": "delete_voice", "voice_name": "narrator"})["error"].startswith(
         "not_found:")
 
@@ -85,7 +89,9 @@ def test_long_upload_is_cut_at_a_silence_and_drops_the_unmatched_transcript(
     assert out["original_duration"] == pytest.approx(16.8, abs=0.1)
     assert 4.8 <= out["duration"] <= 12.0
     assert out["has_ref_text"] is False
-    stored = local_worker.storage.get_bytes("voices/long/reference.wav")
+    from worker.services import voices
+    storage = local_worker.storage
+    stored = storage.get_bytes(voices.stored_reference_key(storage, "long"))
     samples, rate = soundfile.read(io.BytesIO(stored), dtype="float32")
     # The cut lies in a pause: the last 10 ms are quiet, not mid-word.
     assert np.abs(samples[-int(0.01 * rate):]).max() < 0.05

@@ -1,9 +1,9 @@
 """The voice library: upload, list, delete, and references with their transcripts.
 
-Layout: ``voices/<name>/reference.wav`` and ``voices/<name>/voice.json``. Voices
-of the earlier worker's flat layout (``voices/<name>.wav`` + ``voices/<name>.txt``)
-are found, listed and deleted too. Names reach keys only after the schema's
-pattern (letters, digits, ``_``, ``-``), so no name can leave ``voices/``.
+Where the objects live and how an upload becomes visible whole (conflicts,
+overwrites, the earlier layouts) is ``voice_store``'s. Names reach keys only
+after the schema's pattern (letters, digits, ``_``, ``-``), so no name can
+leave ``voices/``.
 """
 from __future__ import annotations
 
@@ -14,15 +14,16 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
 from s3_utils import Storage
-from worker.core.errors import CONFLICT, INVALID_INPUT, NOT_FOUND, PAYLOAD_TOO_LARGE, WorkerError
+from worker.core.errors import INVALID_INPUT, NOT_FOUND, PAYLOAD_TOO_LARGE, WorkerError
 from worker.media import audio
+from worker.services import voice_store
 from worker.services.jobs import now_iso
 
 log = logging.getLogger(__name__)
@@ -40,23 +41,12 @@ class VoiceReference:
     ref_text: Optional[str]
     language: Optional[str]
     flat: bool = False      # stored in the earlier worker's flat layout
-    pronunciations: dict = field(default_factory=dict)
-
-
-def reference_key(name: str) -> str:
-    return f"voices/{name}/reference.wav"
-
-
-def meta_key(name: str) -> str:
-    return f"voices/{name}/voice.json"
-
-
-def flat_keys(name: str) -> tuple:
-    return f"voices/{name}.wav", f"voices/{name}.txt"
+    pronunciations: dict = field(default_factory=dict)   # word -> respelling
+    audio_key: Optional[str] = None   # the stored audio these samples came from
 
 
 def exists(storage: Storage, name: str) -> bool:
-    return bool(storage.head(reference_key(name)) or storage.head(flat_keys(name)[0]))
+    return voice_store.find(storage, name) is not None
 
 
 def upload(storage: Storage, request, settings, fetch: Callable,
@@ -64,7 +54,8 @@ def upload(storage: Storage, request, settings, fetch: Callable,
     """Store a voice from a URL or base64; see the contract's ``upload``."""
     name = request.voice_name
     if not request.overwrite and exists(storage, name):
-        raise WorkerError(CONFLICT, f"voice {name} exists; pass overwrite: true to replace it")
+        # Early, to spare the decode; voice_store decides races atomically.
+        raise voice_store.conflict_error(name)
     fd, tmp = tempfile.mkstemp(prefix="voice-", suffix=".bin")
     os.close(fd)
     try:
@@ -76,15 +67,14 @@ def upload(storage: Storage, request, settings, fetch: Callable,
     meta = {"voice_name": name, "duration": round(reference.duration, 3),
             "original_duration": round(reference.original_duration, 3),
             "sample_rate": reference.sample_rate, "ref_text": ref_text,
-            "language": request.language, "created_at": now_iso()}
-    # The reference goes first: a voice.json never names audio that is not there.
-    storage.put_bytes(reference_key(name), audio.encode(reference.samples,
-                                                        reference.sample_rate, "wav"))
-    storage.put_json(meta_key(name), meta)
-    storage.delete([key for key in flat_keys(name) if storage.head(key)])
-    meta["has_ref_text"] = bool(meta.pop("ref_text"))
-    meta.pop("language")
-    return meta
+            "language": request.language, "created_at": now_iso(),
+            "pronunciations": dict(request.pronunciations or {})}
+    wav = audio.encode(reference.samples, reference.sample_rate, "wav")
+    voice_store.publish(storage, name, wav, meta, request.overwrite)
+    return {"voice_name": name, "duration": meta["duration"],
+            "original_duration": meta["original_duration"],
+            "sample_rate": meta["sample_rate"], "has_ref_text": bool(ref_text),
+            "created_at": meta["created_at"]}
 
 
 def _receive(request, path: Path, settings, fetch: Callable) -> None:
@@ -122,23 +112,28 @@ def _transcript_for(reference: audio.Reference, supplied: Optional[str],
 
 
 def load(storage: Storage, name: str) -> VoiceReference:
-    data = storage.get_bytes(reference_key(name))
-    if data is not None:
-        meta = storage.get_json(meta_key(name)) or {}
-        samples, rate = audio.read_wav(data)
-        return VoiceReference(name, samples, rate, meta.get("ref_text"), meta.get("language"))
-    wav_key, txt_key = flat_keys(name)
-    data = storage.get_bytes(wav_key)
-    if data is None:
+    """A stored voice's reference audio with the transcript and metadata of the same upload."""
+    found = voice_store.find(storage, name, storage.get_bytes)
+    if found is None:
         raise WorkerError(NOT_FOUND, f"voice {name} does not exist; list_voices shows the "
                           "stored voices")
+    stored, data = found
     samples, rate = audio.read_wav(data)
-    limit = int(audio.MAX_REFERENCE_SECONDS * rate)
-    if len(samples) > limit:
+    if stored.layout == "flat" and len(samples) > int(audio.MAX_REFERENCE_SECONDS * rate):
         samples = audio.clip_at_silence(samples, rate, audio.MAX_REFERENCE_SECONDS)
-    text = storage.get_bytes(txt_key)
-    ref_text = text.decode("utf-8", "replace").strip() or None if text else None
-    return VoiceReference(name, samples, rate, ref_text, None, flat=True)
+    meta = stored.meta
+    ref_text = meta.get("ref_text") or _saved_transcript(storage, stored)
+    pronunciations = meta.get("pronunciations")
+    return VoiceReference(name, samples, rate, ref_text, meta.get("language"),
+                          flat=stored.layout == "flat",
+                          pronunciations=dict(pronunciations) if isinstance(
+                              pronunciations, dict) else {},
+                          audio_key=stored.audio_key)
+
+
+def _saved_transcript(storage: Storage, stored: voice_store.StoredVoice) -> Optional[str]:
+    text = storage.get_bytes(stored.transcript_key)
+    return (text.decode("utf-8", "replace").strip() or None) if text else None
 
 
 def package_reference() -> VoiceReference:
@@ -152,62 +147,66 @@ def package_reference() -> VoiceReference:
 
 
 def save_transcript(storage: Storage, voice: VoiceReference, text: str) -> None:
-    """Store a transcript made by a job, so the voice is transcribed once."""
-    if voice.flat:
-        storage.put_bytes(flat_keys(voice.name)[1], text.encode(), "text/plain")
+    """Store a transcript made by a job, so the voice is transcribed once.
+
+    It goes beside the audio it transcribes, never into voice.json: an upload
+    that replaced the voice meanwhile keeps its own metadata, and the
+    transcript goes with the replaced audio.
+    """
+    if voice.audio_key is None:
         return
-    meta = storage.get_json(meta_key(voice.name)) or {"voice_name": voice.name}
-    meta["ref_text"] = text
-    storage.put_json(meta_key(voice.name), meta)
+    key = voice.audio_key[:-len(".wav")] + ".txt"
+    storage.put_bytes(key, text.encode("utf-8"), "text/plain")
 
 
 def list_voices(storage: Storage) -> dict:
     objects = {info.key: info for info in storage.list("voices/")}
-    names = {key.split("/")[1] for key in objects if key.endswith("/reference.wav")}
-    flat = {key[len("voices/"):-4] for key in objects
-            if key.count("/") == 1 and key.endswith(".wav")}
-    voices = [_describe(storage, name, objects) for name in names]
-    voices += [_describe_flat(storage, name, objects) for name in flat - names]
-    voices.sort(key=lambda voice: voice["voice_name"])
+    names, flat = set(), set()
+    for key in objects:
+        parts = key.split("/")
+        if len(parts) == 3 and parts[2] in ("voice.json", voice_store.AUDIO_NAME):
+            names.add(parts[1])
+        elif len(parts) == 2 and key.endswith(".wav"):
+            flat.add(parts[1][:-4])
+    described = [_describe(storage, name, objects) for name in names | flat]
+    voices = sorted((voice for voice in described if voice),
+                    key=lambda voice: voice["voice_name"])
     return {"voices": voices, "count": len(voices)}
 
 
-def _describe(storage: Storage, name: str, objects: dict) -> dict:
-    meta = storage.get_json(meta_key(name)) or {}
-    info = objects[reference_key(name)]
-    return {"voice_name": name, "duration": meta.get("duration"),
-            "has_ref_text": bool(meta.get("ref_text")), "language": meta.get("language"),
+def _describe(storage: Storage, name: str, objects: dict) -> Optional[dict]:
+    def head(key):
+        return objects.get(key) or storage.head(key)
+    found = voice_store.find(storage, name, head)
+    if found is None:
+        return None   # deleted since the listing
+    stored, info = found
+    meta = stored.meta
+    duration = meta.get("duration")
+    if stored.layout == "flat" or duration is None:
+        samples, rate = audio.read_wav(storage.get_bytes(stored.audio_key) or b"")
+        duration = round(len(samples) / rate, 3)
+    return {"voice_name": name, "duration": duration,
+            "has_ref_text": bool(meta.get("ref_text")) or stored.transcript_key in objects,
+            "language": meta.get("language"),
             "created_at": meta.get("created_at") or _iso(info.last_modified),
             "size_bytes": info.size}
 
 
-def _describe_flat(storage: Storage, name: str, objects: dict) -> dict:
-    wav_key, txt_key = flat_keys(name)
-    info = objects[wav_key]
-    samples, rate = audio.read_wav(storage.get_bytes(wav_key) or b"")
-    return {"voice_name": name, "duration": round(len(samples) / rate, 3),
-            "has_ref_text": txt_key in objects, "language": None,
-            "created_at": _iso(info.last_modified), "size_bytes": info.size}
-
-
 def _iso(timestamp: float) -> str:
-    from datetime import datetime
     return datetime.fromtimestamp(timestamp, UTC).isoformat(
         timespec="seconds").replace("+00:00", "Z")
 
 
 def delete(storage: Storage, name: str) -> dict:
-    keys = [info.key for info in storage.list(f"voices/{name}/")]
-    keys += [key for key in flat_keys(name) if storage.head(key)]
-    if not keys:
+    if not voice_store.remove(storage, name):
         raise WorkerError(NOT_FOUND, f"voice {name} does not exist")
-    storage.delete(keys)
     return {"voice_name": name, "deleted": True}
 
 
 def stored_reference_key(storage: Storage, name: str) -> str:
     """The key of a voice's reference audio, in whichever layout it is stored."""
-    for key in (reference_key(name), flat_keys(name)[0]):
-        if storage.head(key):
-            return key
-    raise WorkerError(NOT_FOUND, f"voice {name} does not exist")
+    found = voice_store.find(storage, name)
+    if found is None:
+        raise WorkerError(NOT_FOUND, f"voice {name} does not exist")
+    return found[0].audio_key

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from settings import Settings
+from worker.core import keys
 from worker.core.errors import NOT_FOUND, STORAGE_ERROR, WorkerError
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class Storage:
         return known
 
     def _probe_if_absent(self) -> bool:
-        key = f".probes/if-absent-{uuid.uuid4().hex}"
+        key = keys.if_absent_probe(uuid.uuid4().hex)
         try:
             first = self.put_bytes(key, b"1", "text/plain", if_absent=True)
             second = self.put_bytes(key, b"2", "text/plain", if_absent=True)

@@ -17,10 +17,10 @@ TOP_LEVEL = ("handler", "settings", "s3_utils", "model_cache_init", "timing_form
 LAYERS = {
     "settings": 0, "worker.core": 0,
     "s3_utils": 1, "worker.media": 1, "worker.text": 1,
-    "timing_formats": 2, "worker.schemas": 2, "worker.inference": 2, "worker.timing": 2,
-    "worker.startup": 2,
-    "model_cache_init": 3, "worker.services": 3,
-    "handler": 4,
+    "worker.inference": 2, "worker.timing": 2, "worker.startup": 2,
+    "timing_formats": 3, "worker.schemas": 3, "model_cache_init": 3,
+    "worker.services": 4,
+    "handler": 5,
 }
 
 

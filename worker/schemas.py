@@ -32,8 +32,6 @@ LANGUAGE = r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
 MAX_REF_TEXT_CHARS = 2000
 MAX_URL_CHARS = 2048
 MAX_SEED = 2**31 - 1
-MAX_PRONUNCIATIONS = 200
-MAX_PRONUNCIATION_CHARS = 64
 
 Name = Field(pattern=VOICE_NAME,
              description="1 to 64 of A-Z a-z 0-9 _ -, starting with a letter or digit")
@@ -53,22 +51,8 @@ def _blank_to_none(value):
     return (value.strip() or None) if isinstance(value, str) else value
 
 
-def check_pronunciations(value: Optional[dict]) -> Optional[dict]:
-    """The contract's bounds on a pronunciations object (word -> respelling)."""
-    if value is None:
-        return None
-    if not 1 <= len(value) <= MAX_PRONUNCIATIONS:
-        raise PydanticCustomError(
-            "pronunciations", "must hold 1 to {limit} entries, not {count}",
-            {"limit": MAX_PRONUNCIATIONS, "count": len(value)})
-    for word, respelling in value.items():
-        for side, text in (("word", word), ("respelling", respelling)):
-            if not text.strip() or len(text) > MAX_PRONUNCIATION_CHARS:
-                raise PydanticCustomError(
-                    "pronunciations", "{side} '{text}': each word and respelling is 1 to "
-                    "{limit} characters, not blank", {"side": side, "text": text[:80],
-                                                      "limit": MAX_PRONUNCIATION_CHARS})
-    return value
+def _pronunciation_table(value):
+    return None if value is None else validate_pronunciations(value)
 
 
 def _strip_wav(value):
@@ -119,10 +103,7 @@ class TtsRequest(Request):
         check_text(value)
         return value
 
-    @field_validator("pronunciations", mode="before")
-    @classmethod
-    def _pronunciations(cls, value):
-        return None if value is None else validate_pronunciations(value)
+    _pronunciations = field_validator("pronunciations", mode="before")(_pronunciation_table)
 
     _ref_text = field_validator("ref_text")(_blank_to_none)
 
@@ -140,10 +121,10 @@ class UploadRequest(Request):
     ref_text: Optional[str] = Field(None, max_length=MAX_REF_TEXT_CHARS)
     language: Optional[str] = Field(None, pattern=LANGUAGE)
     overwrite: bool = False
-    pronunciations: Optional[dict[str, str]] = None
+    pronunciations: Optional[dict] = None
 
     _name = field_validator("voice_name", mode="before")(_strip_wav)
-    _pronunciations = field_validator("pronunciations")(check_pronunciations)
+    _pronunciations = field_validator("pronunciations", mode="before")(_pronunciation_table)
 
     @field_validator("voice_base64")
     @classmethod

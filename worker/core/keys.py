@@ -51,6 +51,25 @@ def voice_meta(name: str) -> str:
     return f"{voice_prefix(name)}voice.json"
 
 
+def voice_transcript(name: str) -> str:
+    """Beside the direct layout's audio: a transcript a job made of it."""
+    return f"{voice_prefix(name)}reference.txt"
+
+
+def voice_upload_audio(name: str, upload_id: str) -> str:
+    """One upload's audio; voice.json names the upload that is the voice now."""
+    return f"{voice_prefix(name)}uploads/{upload_id}/reference.wav"
+
+
+def voice_claims(name: str) -> str:
+    """Where uploads racing on a store without conditional writes claim a name."""
+    return f"{voice_prefix(name)}claims/"
+
+
+def voice_claim(name: str, upload_id: str) -> str:
+    return f"{voice_claims(name)}{upload_id}"
+
+
 def flat_voice(name: str) -> tuple:
     """The earlier worker's flat layout: audio and transcript beside the others."""
     return f"{VOICES}{name}.wav", f"{VOICES}{name}.txt"
@@ -66,3 +85,9 @@ def model_file(relative: str) -> str:
 
 def fitness_probe(token: str) -> str:
     return f"{FITNESS}{token}"
+
+
+def if_absent_probe(token: str) -> str:
+    """Written and removed once per storage client, to learn whether the store
+    honours conditional writes."""
+    return f".probes/if-absent-{token}"

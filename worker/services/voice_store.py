@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from s3_utils import ObjectInfo, Storage
+from worker.core import keys
 from worker.core.errors import CONFLICT, WorkerError
 
 log = logging.getLogger(__name__)
@@ -72,15 +73,15 @@ class StoredVoice:
 
 
 def meta_key(name: str) -> str:
-    return f"voices/{name}/voice.json"
+    return keys.voice_meta(name)
 
 
 def direct_keys(name: str) -> tuple:
-    return f"voices/{name}/{AUDIO_NAME}", f"voices/{name}/reference.txt"
+    return keys.voice_reference(name), keys.voice_transcript(name)
 
 
 def flat_keys(name: str) -> tuple:
-    return f"voices/{name}.wav", f"voices/{name}.txt"
+    return keys.flat_voice(name)
 
 
 def new_upload_id() -> str:
@@ -140,7 +141,7 @@ def publish(storage: Storage, name: str, audio: bytes, meta: dict,
     if not overwrite and find(storage, name) is not None:
         raise conflict_error(name)
     upload_id = new_upload_id()
-    audio_key = f"voices/{name}/{UPLOADS}/{upload_id}/{AUDIO_NAME}"
+    audio_key = keys.voice_upload_audio(name, upload_id)
     pointer = {**meta, "reference": audio_key, "upload_id": upload_id}
     storage.put_bytes(audio_key, audio, "audio/wav")
     try:
@@ -172,7 +173,7 @@ def _create(storage: Storage, name: str, pointer: dict) -> set:
         if not storage.put_json(meta_key(name), pointer, if_absent=True):
             raise conflict_error(name)
         return set()
-    claim = f"voices/{name}/{CLAIMS}/{pointer['upload_id']}"
+    claim = keys.voice_claim(name, pointer["upload_id"])
     for attempt in range(1, CLAIM_ATTEMPTS + 1):
         storage.put_bytes(claim, b"", "text/plain")
         try:
@@ -189,7 +190,7 @@ def _create(storage: Storage, name: str, pointer: dict) -> set:
 
 
 def _claim_is_alone(storage: Storage, name: str, claim: str) -> bool:
-    claims = {info.key: info for info in storage.list(f"voices/{name}/{CLAIMS}/")}
+    claims = {info.key: info for info in storage.list(keys.voice_claims(name))}
     mine = claims.pop(claim, None)
     if mine is None:
         # The listing does not show our own write yet: too stale to decide on.
@@ -225,14 +226,14 @@ def remove(storage: Storage, name: str) -> bool:
 def _collect(storage: Storage, name: str, keep: Optional[str], drop: set) -> None:
     """Delete what no voice.json names: replaced layouts, dropped and dead uploads."""
     now = time.time()
-    garbage = [info.key for info in storage.list(f"voices/{name}/")
+    garbage = [info.key for info in storage.list(keys.voice_prefix(name))
                if _is_garbage(info, name, keep, drop, now)]
     storage.delete(garbage + list(flat_keys(name)))
 
 
 def _is_garbage(info: ObjectInfo, name: str, keep: Optional[str], drop: set,
                 now: float) -> bool:
-    parts = info.key[len(f"voices/{name}/"):].split("/")
+    parts = info.key[len(keys.voice_prefix(name)):].split("/")
     old = now - info.last_modified > IN_FLIGHT_S
     if info.key in direct_keys(name):
         return True

@@ -21,6 +21,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from s3_utils import Storage
+from worker.core import keys
 from worker.core.errors import INVALID_INPUT, NOT_FOUND, PAYLOAD_TOO_LARGE, WorkerError
 from worker.media import audio
 from worker.services import voice_store
@@ -160,7 +161,7 @@ def save_transcript(storage: Storage, voice: VoiceReference, text: str) -> None:
 
 
 def list_voices(storage: Storage) -> dict:
-    objects = {info.key: info for info in storage.list("voices/")}
+    objects = {info.key: info for info in storage.list(keys.VOICES)}
     names, flat = set(), set()
     for key in objects:
         parts = key.split("/")

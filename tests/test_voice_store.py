@@ -49,8 +49,8 @@ def test_pronunciations_are_stored_and_loaded(worker, reference_wav):
 
 @pytest.mark.parametrize("table,why", [
     ({}, "1 to 200"), ({str(i): "x" for i in range(201)}, "1 to 200"),
-    ({"w" * 65: "x"}, "64"), ({"word": ""}, "64"), ({"   ": "x"}, "blank"),
-    ({"word": 3}, "string"), (["word"], "dictionary"),
+    ({"w" * 65: "x"}, "64"), ({"word": ""}, "64"), ({"   ": "x"}, "0 characters"),
+    ({"word": 3}, "string"), (["word"], "an object"),
 ])
 def test_pronunciation_bounds_are_invalid_input(local_worker, reference_wav, table, why):
     out = upload(local_worker, "bounds", reference_wav, pronunciations=table)

@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from settings import MAX_PRESIGNED_EXPIRY, Settings
 from worker.core.errors import INVALID_INPUT, PAYLOAD_TOO_LARGE, UNKNOWN_ACTION, WorkerError
+from worker.media.loudness import MAX_TARGET_LUFS, MIN_TARGET_LUFS
 from worker.text.frontend import check_text
 from worker.text.pronunciations import validate_pronunciations
 from worker.timing.subtitle_options import SubtitleOptions
@@ -85,6 +86,7 @@ class TtsRequest(Request):
     subtitle_cues: Literal["word", "phrase"] = "word"
     normalize: bool = True
     pronunciations: Optional[dict] = None
+    loudness: Optional[float] = Field(None, ge=MIN_TARGET_LUFS, le=MAX_TARGET_LUFS)
     subtitle: SubtitleOptions = SubtitleOptions()
 
     _lower_enums = field_validator("output_format", "timing_method", "timing_format",

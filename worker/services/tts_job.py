@@ -13,7 +13,7 @@ from settings import Settings
 from worker.core import keys
 from worker.core.stopping import StopSignal
 from worker.inference import engine, synthesis
-from worker.media import audio
+from worker.media import audio, loudness
 from worker.schemas import TtsRequest
 from worker.services import jobs, reference, timing_output
 from worker.text.frontend import PreparedText, prepare_text
@@ -86,6 +86,9 @@ def _run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage,
             timing = timing_output.time_speech(generation.samples, generation.sample_rate,
                                                prepared, generation.chunked, times, request,
                                                settings, job_id)
+    if request.loudness is not None:
+        generation.samples = loudness.normalize_loudness(
+            generation.samples, generation.sample_rate, request.loudness)
     tracker.stage("uploading")
     with metrics.stage("upload"):
         stored = _store(request, job_id, generation, ref, prepared, timing, tracker)

@@ -144,7 +144,9 @@ def package_reference() -> VoiceReference:
         raise WorkerError(NOT_FOUND, "no default voice: set DEFAULT_VOICE or install f5-tts")
     path = Path(list(spec.submodule_search_locations)[0]) / PACKAGE_REFERENCE[0]
     samples, rate = audio.read_wav(path.read_bytes())
-    return VoiceReference("default", samples, rate, PACKAGE_REFERENCE[1], "en")
+    # No language: the clip is English, but the text it clones into may not be
+    # (the job detects it from the text instead).
+    return VoiceReference("default", samples, rate, PACKAGE_REFERENCE[1], None)
 
 
 def save_transcript(storage: Storage, voice: VoiceReference, text: str) -> None:

@@ -19,7 +19,8 @@ import numpy as np
 from worker.text.words import split_words
 from worker.timing import google_backend, whisperx_backend
 from worker.timing.backend import ChunkSpan, MethodUnavailable, TimingResult, chunk_groups, resample
-from worker.timing.spans import estimate, finalize, map_onto
+from worker.timing.fallback import estimate
+from worker.timing.spans import finalize, map_onto
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def compute_word_timings(text: str, audio, sample_rate: int, chunks: Sequence[Ch
         if spans:
             return TimingResult(finalize(words, spans, duration), name,
                                 "; ".join(reasons) or None, language)
-    spans = estimate(words, audio, sample_rate, chunk_groups(words, chunks, duration))
+    spans = estimate(words, audio, sample_rate, chunk_groups(words, chunks, duration), language)
     log.info("word timings estimated: %s", "; ".join(reasons))
     return TimingResult(finalize(words, spans, duration), "estimate", "; ".join(reasons),
                         language)

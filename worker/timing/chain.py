@@ -26,7 +26,8 @@ from worker.timing.backend import (
     chunk_groups,
     resample,
 )
-from worker.timing.spans import estimate, finalize, map_onto
+from worker.timing.fallback import estimate
+from worker.timing.spans import finalize, map_onto
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def compute_word_timings(text: str, audio, sample_rate: int, chunks: Sequence[Ch
         if spans:
             return TimingResult(_final(words, spans, duration, written), name,
                                 "; ".join(reasons) or None, language)
-    spans = estimate(words, audio, sample_rate, chunk_groups(words, chunks, duration))
+    spans = estimate(words, audio, sample_rate, chunk_groups(words, chunks, duration), language)
     log.info("word timings estimated: %s", "; ".join(reasons))
     return TimingResult(_final(words, spans, duration, written), "estimate",
                         "; ".join(reasons), language)

@@ -62,7 +62,7 @@ def quietest(audio: np.ndarray, low: float, high: float, rate: int) -> float:
     return (first + int(np.argmin(energy))) * frame / rate if energy.size else high
 
 
-# ---- the estimate -------------------------------------------------------------
+# ---- the baseline estimate --------------------------------------------------
 
 def _normalize(word: str) -> str:
     folded = unicodedata.normalize("NFKC", word).casefold()
@@ -73,9 +73,11 @@ def _weight(word: str) -> float:
     return float(len(_normalize(word)) or 1) + 1.0  # +1: a word's onset and release
 
 
-def estimate(words: Sequence[str], audio: np.ndarray, sample_rate: int,
-             groups: Sequence[Group]) -> List[Span]:
-    """Spans for ``words`` from where each group's stretch of audio is loud."""
+def baseline_estimate(words: Sequence[str], audio: np.ndarray, sample_rate: int,
+                      groups: Sequence[Group]) -> List[Span]:
+    """Spans for ``words`` from where each group's stretch of audio is loud,
+    shared by letter counts: the first estimate, kept as the fallback aligner's
+    last resort and the baseline its tests compare with."""
     spans: List[Span] = []
     for first, end, start, stop in groups:
         piece = audio[int(start * sample_rate):int(stop * sample_rate)]

@@ -19,7 +19,7 @@ from worker.core.errors import INTERNAL_ERROR, WorkerError
 from worker.core.stopping import StopSignal
 from worker.inference import engine, transcriber
 from worker.media import url_fetch
-from worker.services import jobs, tts_job, voices
+from worker.services import align_job, jobs, tts_job, voices
 
 VERSION = "1.0.0"
 log = logging.getLogger("handler")
@@ -69,6 +69,8 @@ def _health(request, ctx: Context):
 
 ACTIONS = {
     "tts": _tts,
+    "align": lambda request, ctx: align_job.run(request, ctx.job_id, ctx.settings, ctx.storage,
+                                                ctx.stop),
     "upload": _upload,
     "list_voices": lambda request, ctx: voices.list_voices(ctx.storage),
     "delete_voice": lambda request, ctx: voices.delete(ctx.storage, request.voice_name),

@@ -229,13 +229,25 @@ def result(storage: Storage, job_id: str, expires_in: int) -> dict:
 
 
 def with_fresh_urls(storage: Storage, stored: dict, expires_in: int) -> dict:
+    """A stored result with every URL it names presigned anew (audio, timing
+    file, a script's segment files)."""
     out = dict(stored)
-    out["audio_url"] = storage.presign(stored["audio_key"], expires_in)
+    if stored.get("audio_key"):
+        out["audio_url"] = storage.presign(stored["audio_key"], expires_in)
+    if stored.get("segments"):
+        out["segments"] = [_segment_urls(storage, segment, expires_in)
+                           for segment in stored["segments"]]
     if stored.get("timing_key"):
         out["timing_url"] = storage.presign(stored["timing_key"], expires_in)
         out["timing_files"] = {stored["timing_format"]: out["timing_url"]}
     out["url_expires_in"] = expires_in
     return out
+
+
+def _segment_urls(storage: Storage, segment: dict, expires_in: int) -> dict:
+    if not segment.get("audio_key"):
+        return segment
+    return {**segment, "audio_url": storage.presign(segment["audio_key"], expires_in)}
 
 
 def job_file_key(storage: Storage, job_id: str, file: str) -> str:
@@ -245,10 +257,23 @@ def job_file_key(storage: Storage, job_id: str, file: str) -> str:
     if record.status != COMPLETED or not record.result:
         raise WorkerError(NOT_FOUND, f"job {job_id} has no files yet (status "
                           f"{record.status})")
+    if file.startswith("segment:"):
+        return _segment_key(record.result, job_id, int(file.split(":", 1)[1]))
     key = record.result.get("audio_key" if file == "audio" else "timing_key")
     if not key:
         raise WorkerError(NOT_FOUND, f"job {job_id} has no {file} file; timing files exist "
-                          "only for jobs run with return_word_timings")
+                          "only for jobs run with return_word_timings, audio files only "
+                          "for tts and script jobs")
+    return key
+
+
+def _segment_key(result: dict, job_id: str, index: int) -> str:
+    segments = result.get("segments") or []
+    key = segments[index].get("audio_key") if index < len(segments) else None
+    if not key:
+        raise WorkerError(NOT_FOUND, f"job {job_id} has no file for segment {index}; "
+                          "segment files exist for script jobs run with segment_files, "
+                          f"for segments 0 to {len(segments) - 1}")
     return key
 
 

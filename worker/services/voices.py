@@ -7,8 +7,6 @@ leave ``voices/``.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import importlib.util
 import logging
 import os
@@ -22,8 +20,8 @@ import numpy as np
 
 from s3_utils import Storage
 from worker.core import keys
-from worker.core.errors import INVALID_INPUT, NOT_FOUND, PAYLOAD_TOO_LARGE, WorkerError
-from worker.media import audio
+from worker.core.errors import NOT_FOUND, WorkerError
+from worker.media import audio, received
 from worker.services import voice_store
 from worker.services.jobs import now_iso
 
@@ -82,19 +80,9 @@ def _receive(request, path: Path, settings, fetch: Callable) -> None:
     if request.voice_url:
         fetch(request.voice_url, path, settings.max_upload_bytes, settings.allow_private_urls)
         return
-    try:
-        data = base64.b64decode(_strip_data_url(request.voice_base64), validate=True)
-    except (binascii.Error, ValueError):
-        raise WorkerError(INVALID_INPUT, "voice_base64: not valid base64") from None
-    if len(data) > settings.max_upload_bytes:
-        raise WorkerError(PAYLOAD_TOO_LARGE, f"voice_base64 decodes to {len(data)} bytes; "
-                          f"the limit is {settings.max_upload_bytes}")
-    path.write_bytes(data)
-
-
-def _strip_data_url(value: str) -> str:
-    # Browsers hand out "data:audio/wav;base64,...."; accept it as the bytes it holds.
-    return value.split(",", 1)[1] if value.startswith("data:") and "," in value else value
+    received.save(None, request.voice_base64, path, url_limit=settings.max_upload_bytes,
+                  b64_limit=settings.max_upload_bytes, allow_private=settings.allow_private_urls,
+                  b64_field="voice_base64")
 
 
 def _transcript_for(reference: audio.Reference, supplied: Optional[str],

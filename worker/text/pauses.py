@@ -35,6 +35,11 @@ ACCEPTED = ('[pause:1.5s], [pause:300ms], <break time="750ms"/> or '
 Piece = Union[str, float]
 
 
+def has_tags(text: str) -> bool:
+    """Whether ``text`` holds anything that reads as a pause tag."""
+    return _TAG_START.search(text) is not None
+
+
 def split_pauses(text: str, allowed: bool = True, field: str = "text") -> List[Piece]:
     """``text`` cut at its pause tags: strings (text between tags, possibly empty)
     and floats (seconds of silence), in order, starting and ending with a string.

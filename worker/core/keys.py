@@ -79,6 +79,11 @@ def segment(key: str) -> str:
     return f"{SEGMENTS}{key}.wav"
 
 
+def segment_meta(key: str) -> str:
+    """Beside a stored segment: where its chunks lie (written after the audio)."""
+    return f"{SEGMENTS}{key}.json"
+
+
 def model_file(relative: str) -> str:
     return f"{MODELS}{relative}"
 

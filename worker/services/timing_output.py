@@ -30,18 +30,27 @@ class Timing:
     body: str
 
 
-def time_speech(samples: np.ndarray, rate: int, prepared: PreparedText, chunked: ChunkedText,
-                times: Sequence[tuple], request, settings: Settings, job_id: str) -> Timing:
-    """Time the words of ``prepared`` in ``samples``, where chunk n of ``chunked``
-    lies at ``times[n]`` (start, end seconds); render the requested file."""
+def time_words(samples: np.ndarray, rate: int, prepared: PreparedText, chunked: ChunkedText,
+               times: Sequence[tuple], method: str, settings: Settings,
+               job_id: str) -> TimingResult:
+    """The written words of ``prepared`` timed in ``samples``, where chunk n of
+    ``chunked`` lies at ``times[n]`` (start, end seconds)."""
     spans = [chain.ChunkSpan(chunk.text, start, end)
              for chunk, (start, end) in zip(chunked.chunks, times)]
     spoken = " ".join(chunk.text for chunk in chunked.chunks)
     result = chain.compute_word_timings(
-        spoken, samples, rate, spans, prepared.language, request.timing_method, settings,
+        spoken, samples, rate, spans, prepared.language, method, settings,
         written=written_words(prepared, chunked, times))
     if result.fallback_reason:
         log.info("job %s: timings by %s (%s)", job_id, result.method, result.fallback_reason)
+    return result
+
+
+def time_speech(samples: np.ndarray, rate: int, prepared: PreparedText, chunked: ChunkedText,
+                times: Sequence[tuple], request, settings: Settings, job_id: str) -> Timing:
+    """time_words, rendered as the requested file."""
+    result = time_words(samples, rate, prepared, chunked, times, request.timing_method,
+                        settings, job_id)
     return Timing(result, render(result, request, job_id))
 
 

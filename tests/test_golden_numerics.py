@@ -22,6 +22,7 @@ import pytest
 import torch
 
 from settings import load_settings
+from tests.tiny_models import lively_env
 from worker.inference import engine, references, synthesis
 from worker.services import voices
 
@@ -62,22 +63,6 @@ def digest(values) -> str:
     if isinstance(values, torch.Tensor):
         values = values.detach().float().contiguous().cpu().numpy()
     return hashlib.sha256(np.ascontiguousarray(values, dtype=np.float32).tobytes()).hexdigest()
-
-
-def lively_env(tiny_models: dict, directory) -> dict:
-    """The tiny checkpoint with its zero-initialised layers made random (as in
-    test_engine_batch): with the AdaLN gates at zero, attention would not
-    reach the output and any attention code would pass."""
-    from safetensors.torch import load_file, save_file
-
-    state = load_file(tiny_models["F5TTS_CKPT_FILE"])
-    generator = torch.Generator().manual_seed(77)
-    for key, value in state.items():
-        if value.is_floating_point() and value.numel() > 1 and not bool(value.any()):
-            state[key] = 0.2 * torch.randn(value.shape, generator=generator)
-    path = directory / "model_lively.safetensors"
-    save_file(state, str(path))
-    return {**tiny_models, "F5TTS_CKPT_FILE": str(path), "DEVICE": "cpu"}
 
 
 def cases(loaded) -> dict:

@@ -28,6 +28,8 @@ def fresh(tiny_models):
     spec = models.model_spec(load_settings({**tiny_models, "DEVICE": "cpu"}))
     loaded = models.load(spec)
     yield loaded
+    if loaded.shard_pool is not None:
+        loaded.shard_pool.shutdown()
     torch._dynamo.reset()
 
 

@@ -6,10 +6,11 @@ attention call per packed segment, torchdiffeq's Euler solver, rows over
 one-core threads), so a rewrite of the sampler or of the packed forward that
 changes a single bit of the audio fails here. The values depend on the
 kernels of the machine's instruction set and on the torch version, not on its
-core count (checked with 1, 2 and 3 row threads and 1 and 2 intra-op
-threads), so they are kept per ``numerics_key``; on a machine with no
-recorded hashes the test is skipped and says how to record them
-(``python -m tests.test_golden_numerics`` prints them).
+core count: on the CPU every kernel runs on one intra-op thread (one row
+thread per core), and 1, 2 and 3 row threads gave these same bits (3
+intra-op threads on one row did not). So they are kept per ``numerics_key``;
+on a machine with no recorded hashes the test is skipped and says how to
+record them (``python -m tests.test_golden_numerics`` prints them).
 """
 from __future__ import annotations
 

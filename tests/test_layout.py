@@ -55,3 +55,17 @@ def test_few_buckets_cover_every_length():
     buckets = {layout.bucket_length(tokens) for tokens in range(1, 65537)}
     assert len(buckets) <= 50
     assert max(buckets) == 65536
+
+
+def test_rows_split_into_balanced_shards_each_row_once():
+    plan = layout.plan([1266, 1257, 1293, 1302, 1266, 1275], [True] * 6)
+    parts = layout.split(plan, 2)
+    assert sorted(row for part in parts for row in part.rows) == sorted(plan.rows)
+    sizes = [part.total for part in parts]
+    assert max(sizes) - min(sizes) <= max(row.length for row in plan.rows)
+    whole = layout.joined(parts)
+    assert sorted(whole.token_index()) == sorted(plan.token_index())
+    tokens = whole.token_index()
+    assert [tokens[i] for i in whole.branch_index(True)] == list(range(plan.items_total))
+    assert len(layout.split(layout.plan([5], [False]), 4)) == 1
+    assert layout.split(plan, 1)[0] == plan

@@ -68,6 +68,43 @@ def test_chunks_of_different_jobs_in_one_batch_come_out_as_alone(loaded, two_voi
     assert not torch.equal(together[0], together[3][:len(together[0])])
 
 
+@pytest.mark.parametrize("shards", [2, 3])
+def test_rows_over_threads_give_the_same_bits_as_one_packed_row(loaded, two_voices, shards):
+    """Each row thread runs one intra-op thread; so does the whole row here (a
+    kernel's result can follow its thread count: 3 threads gave other bits)."""
+    plans = mixed_plans(loaded, two_voices)
+    before = torch.get_num_threads()
+    pool = packed_dit.row_pool(shards)
+    try:
+        split = dataclasses.replace(loaded, shards=shards, shard_pool=pool)
+        whole = dataclasses.replace(loaded, shards=1, shard_pool=None)
+        with torch.inference_mode():
+            threaded = synthesis.sample_batch(split, None, plans, 3, 2.0)
+            torch.set_num_threads(1)
+            single = synthesis.sample_batch(whole, None, plans, 3, 2.0)
+        for a, b in zip(threaded, single):
+            assert torch.equal(a, b)
+    finally:
+        torch.set_num_threads(before)
+        pool.shutdown()
+
+
+def test_row_pool_threads_use_one_core_each_and_leave_the_default_alone():
+    import threading
+
+    before = torch.get_num_threads()
+    pool = packed_dit.row_pool(2)
+    try:
+        assert [pool.submit(torch.get_num_threads).result() for _ in range(4)] == [1, 1, 1, 1]
+        later = []
+        thread = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        thread.start()
+        thread.join()
+        assert torch.get_num_threads() == before and later == [before]
+    finally:
+        pool.shutdown()
+
+
 def test_a_plan_without_a_reference_takes_the_batchs(loaded, two_voices):
     plans = mixed_plans(loaded, two_voices)
     (ref_a, _), _ = two_voices
@@ -98,7 +135,9 @@ def test_the_euler_loop_makes_no_host_sync(loaded, two_voices):
 def test_graph_padding_falls_back_to_eager_on_the_cpu_with_the_same_audio(
         loaded, two_voices, caplog):
     plans = mixed_plans(loaded, two_voices)
-    padded = dataclasses.replace(loaded, graphs=graphs.BlockGraphs(loaded.model.transformer))
+    # As on CUDA: one packed row (no row threads), graphs on.
+    padded = dataclasses.replace(loaded, graphs=graphs.BlockGraphs(loaded.model.transformer),
+                                 shards=1, shard_pool=None)
     with torch.inference_mode():
         plain = synthesis.sample_batch(loaded, None, plans, 3, 2.0)
         with caplog.at_level(logging.WARNING):

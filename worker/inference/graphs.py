@@ -137,7 +137,9 @@ class _Graph:
             for _ in range(WARM_UP_RUNS):
                 self.static.run(transformer)
         torch.cuda.current_stream().wait_stream(side)
-        with torch.cuda.graph(self.graph, pool=pool):
+        # thread_local: other jobs' threads (transcription, alignment) may use
+        # the GPU while this thread captures.
+        with torch.cuda.graph(self.graph, pool=pool, capture_error_mode="thread_local"):
             self.out = self.static.run(transformer)
 
     def load(self, batch: attention.PackedBatch) -> None:

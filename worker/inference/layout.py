@@ -24,7 +24,7 @@ BUCKET_STEP = 256     # bucket lengths are multiples of this ...
 BUCKET_GROWTH = 8     # ... and at most 1/8 longer than the packed row (past 8 steps)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Row:
     item: int             # index into the sampling's items; DUMMY for padding
     unconditional: bool
@@ -123,6 +123,24 @@ def plan(lengths: list, guided: list) -> Layout:
             for branch in ((False, True) if guided[item] else (False,))]
     rows.sort(key=lambda row: (row.length, row.item, row.unconditional))
     return Layout(tuple(rows), tuple(lengths))
+
+
+def split(layout: Layout, shards: int) -> list:
+    """The rows in up to ``shards`` layouts of about equal tokens (the CPU's row
+    threads): the longest rows first, each to the lightest shard so far; in each,
+    rows in ``plan``'s order. Laid end to end (``joined``) they are the packed row."""
+    parts = [[] for _ in range(max(1, min(shards, len(layout.rows))))]
+    sizes = [0] * len(parts)
+    for row in sorted(layout.rows, key=lambda row: -row.length):
+        lightest = sizes.index(min(sizes))
+        parts[lightest].append(row)
+        sizes[lightest] += row.length
+    order = {row: index for index, row in enumerate(layout.rows)}
+    return [Layout(tuple(sorted(rows, key=order.get)), layout.lengths) for rows in parts]
+
+
+def joined(parts: list) -> Layout:
+    return Layout(tuple(row for part in parts for row in part.rows), parts[0].lengths)
 
 
 def padded(layout: Layout, total: int) -> Layout:

@@ -10,6 +10,7 @@ import importlib.util
 import io
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -55,6 +56,8 @@ class LoadedModel:
     load_seconds: float
     references: ReferenceCache = field(default_factory=ReferenceCache)
     packed: bool = False      # a DiT backbone: chunks run as packed batches (packed_dit)
+    shard_pool: Optional[ThreadPoolExecutor] = None   # CPU only: see cpu_shards
+    shards: int = 1
     compiled: bool = False
     attention: str = attention.BY_LENGTH   # the packed path's attention backend
     graphs: Optional[object] = None        # graphs.BlockGraphs with CUDA_GRAPHS on CUDA
@@ -183,6 +186,9 @@ def load(spec: ModelSpec) -> LoadedModel:
         loaded.attention = attention.choose(spec.device, spec.dtype, _flash_attn_found())
         if spec.cuda_graphs:
             loaded.graphs = _graphs(loaded)
+    if spec.device == "cpu":
+        loaded.shards = cpu_shards()
+        loaded.shard_pool = packed_dit.row_pool(loaded.shards) if loaded.shards > 1 else None
     loaded.load_seconds = time.monotonic() - started
     log.info("model %s loaded on %s in %.2f s (numerics: %s)", config.model.name,
              spec.device, loaded.load_seconds, loaded.numerics())
@@ -239,3 +245,11 @@ def _graphs(loaded: LoadedModel):
                     "the model runs eagerly", loaded.attention)
         return None
     return graphs.BlockGraphs(loaded.model.transformer)
+
+
+def cpu_shards() -> int:
+    """On the CPU the packed row goes to one thread per core, each with one
+    intra-op thread (packed_dit.row_pool)."""
+    import torch
+
+    return torch.get_num_threads()

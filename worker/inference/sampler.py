@@ -55,19 +55,24 @@ def sample(loaded, items: list, steps: int) -> list:
     model, dtype = loaded.model, next(loaded.model.parameters()).dtype
     lengths = [duration(item) for item in items]
     plan = layouts.plan(lengths, [item.guided for item in items])
-    if loaded.graphs is not None:
-        plan = loaded.graphs.pad(plan)
+    graphs = loaded.graphs if loaded.shard_pool is None else None   # CUDA: no row threads
+    if graphs is not None:
+        plan = graphs.pad(plan)
+    parts = layouts.split(plan, loaded.shards) if loaded.shard_pool is not None else [plan]
+    plan = layouts.joined(parts)
     device = items[0].cond.device
     texts = [_token_ids(model, item.tokens, device) for item in items]
-    inputs = packed_dit.prepare(model.transformer, plan, texts, [item.cond for item in items],
-                                loaded.attention, dtype)
-    blocks = loaded.graphs.runner(inputs) if loaded.graphs is not None else None
+    inputs = [packed_dit.prepare(model.transformer, part, texts, [item.cond for item in items],
+                                 loaded.attention, dtype) for part in parts]
+    blocks = graphs.runner(inputs[0]) if graphs is not None else None
+    token_index = torch.tensor(plan.token_index(), dtype=torch.long, device=device)
     guidance = _guidance(plan, items, device)
 
     def predict(t, state):
-        rows = state.index_select(0, inputs.token_index)
+        rows = state.index_select(0, token_index)
         rows = rows if rows.dtype == dtype else rows.to(dtype)
-        pred = packed_dit.forward(model.transformer, inputs, rows, t, blocks)
+        pred = packed_dit.forward_parts(model.transformer, inputs, rows, t, loaded.shard_pool,
+                                        blocks)
         return pred if pred.dtype == torch.float32 else pred.float()
 
     state = euler(model.transformer, predict, _noise(items, lengths, model.num_channels, dtype),

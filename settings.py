@@ -47,6 +47,8 @@ class Settings:
     flash_attn_wheel_url: Optional[str] = None
     preload_model: bool = False
     torch_compile: bool = False
+    dtype: str = "auto"          # auto: float16 on CUDA, float32 on the CPU
+    cuda_graphs: bool = False
     google_application_credentials: Optional[str] = None
     google_credentials_json: Optional[str] = field(default=None, repr=False)  # kept out of logs
     google_speech_endpoint: Optional[str] = None
@@ -153,6 +155,8 @@ def _models(env: Mapping[str, str]) -> dict:
         "device": _choice(env, "DEVICE", "auto", ("auto", "cuda", "cpu")),
         "default_voice": _text(env, "DEFAULT_VOICE"),
         "torch_compile": _bool(env, "TORCH_COMPILE", False),
+        "dtype": _choice(env, "DTYPE", "auto", ("auto", "float16", "bfloat16", "float32")),
+        "cuda_graphs": _bool(env, "CUDA_GRAPHS", False),
     }
 
 

@@ -150,3 +150,20 @@ def tiny_model_env(directory: Path) -> dict:
 def reference_clip() -> tuple[Path, str]:
     """The f5-tts package's English example clip and its transcript."""
     return _package_file("infer/examples/basic/basic_ref_en.wav"), REFERENCE_TEXT
+
+
+def lively_env(tiny_models: dict, directory: Path) -> dict:
+    """The tiny checkpoint with its zero-initialised layers (AdaLN gates, output
+    projection) made random, on the CPU: with the gates at zero, attention would
+    not reach the output, and any attention code would give the same bits."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(tiny_models["F5TTS_CKPT_FILE"])
+    generator = torch.Generator().manual_seed(77)
+    for key, value in state.items():
+        if value.is_floating_point() and value.numel() > 1 and not bool(value.any()):
+            state[key] = 0.2 * torch.randn(value.shape, generator=generator)
+    path = Path(directory) / "model_lively.safetensors"
+    save_file(state, str(path))
+    return {**tiny_models, "F5TTS_CKPT_FILE": str(path), "DEVICE": "cpu"}

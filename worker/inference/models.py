@@ -17,7 +17,7 @@ from typing import Optional
 
 from settings import Settings
 from worker.core.errors import MODEL_ERROR, WorkerError
-from worker.inference import packed_dit
+from worker.inference import attention, packed_dit, precision
 from worker.inference.references import ReferenceCache
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ class ModelSpec:
     vocoder_path: Optional[Path]
     device: str
     compile: bool = False
+    dtype: str = "float32"       # precision.DTYPES
+    cuda_graphs: bool = False
 
 
 @dataclass
@@ -57,6 +59,14 @@ class LoadedModel:
     shard_pool: Optional[ThreadPoolExecutor] = None   # CPU only: see cpu_shards
     shards: int = 1
     compiled: bool = False
+    attention: str = attention.BY_LENGTH   # the packed path's attention backend
+    graphs: Optional[object] = None        # graphs.BlockGraphs with CUDA_GRAPHS on CUDA
+
+    def numerics(self) -> dict:
+        """What produces this model's audio: the same seed and input give the same
+        bytes under the same numerics."""
+        return _numerics(self.spec.device, self.spec.dtype, self.attention, self.compiled,
+                         self.graphs is not None and self.graphs.active, loaded=True)
 
 
 def resolve_device(setting: str) -> str:
@@ -67,8 +77,9 @@ def resolve_device(setting: str) -> str:
 
 
 def attn_backend(device: str) -> str:
-    """flash_attn when it imports on CUDA; torch's attention otherwise."""
-    if not device.startswith("cuda") or importlib.util.find_spec("flash_attn") is None:
+    """flash_attn when it imports on CUDA; torch's attention otherwise (the
+    package's own processor, for calls that do not take the packed path)."""
+    if not device.startswith("cuda") or not _flash_attn_found():
         return "torch"
     try:
         import flash_attn  # noqa: F401 - importing it is the test
@@ -84,9 +95,36 @@ def model_spec(settings: Settings) -> ModelSpec:
     compile_model = settings.torch_compile and device.startswith("cuda")
     if settings.torch_compile and not compile_model:
         log.info("TORCH_COMPILE applies on CUDA only; the model runs uncompiled on %s", device)
+    graphs = settings.cuda_graphs and device.startswith("cuda")
+    if settings.cuda_graphs and not graphs:
+        log.info("CUDA_GRAPHS applies on CUDA only; the model runs eagerly on %s", device)
     return ModelSpec(settings.f5tts_model, settings.f5tts_model_config,
                      settings.f5tts_ckpt_file, settings.f5tts_vocab_file,
-                     settings.vocoder_local_path, device, compile_model)
+                     settings.vocoder_local_path, device, compile_model,
+                     precision.resolve_dtype(settings.dtype, device), graphs)
+
+
+def configured_numerics(settings: Settings) -> dict:
+    """The numerics these settings would load with, without loading (for health):
+    the attention backend is the best candidate; load may settle on a lesser one."""
+    spec = model_spec(settings)
+    best = attention.candidates(spec.device, spec.dtype, _flash_attn_found())[0]
+    return _numerics(spec.device, spec.dtype, best, spec.compile, spec.cuda_graphs,
+                     loaded=False)
+
+
+def _numerics(device: str, dtype: str, attention_backend: str, compiled: bool,
+              graphs: bool, loaded: bool) -> dict:
+    import torch
+
+    gpu = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
+    return {"device": device, "gpu": gpu, "torch": torch.__version__, "dtype": dtype,
+            "attention": attention_backend, "compile": compiled, "graphs": graphs,
+            "loaded": loaded}
+
+
+def _flash_attn_found() -> bool:
+    return importlib.util.find_spec("flash_attn") is not None
 
 
 def load_config(spec: ModelSpec):
@@ -133,11 +171,36 @@ def _checkpoint(spec: ModelSpec, config) -> str:
 
 def load(spec: ModelSpec) -> LoadedModel:
     """Build the model and vocoder of ``spec``; compiling is engine's next step."""
-    from hydra.utils import get_class
-
     started = time.monotonic()
     config = load_config(spec)
     arch = model_arch(config, spec.device)
+    mel = config.model.mel_spec
+    model, vocoder = _build(spec, config, arch)
+    loaded = LoadedModel(spec, model, vocoder, mel.mel_spec_type, int(mel.target_sample_rate),
+                         int(mel.hop_length), arch["attn_backend"], 0.0,
+                         packed=packed_dit.supports(model.transformer))
+    if spec.device.startswith("cuda"):
+        fix_cuda_numerics()
+    if loaded.packed:
+        packed_dit.install(model.transformer)
+        loaded.attention = attention.choose(spec.device, spec.dtype, _flash_attn_found())
+        if spec.cuda_graphs:
+            loaded.graphs = _graphs(loaded)
+    if spec.device == "cpu":
+        loaded.shards = cpu_shards()
+        loaded.shard_pool = packed_dit.row_pool(loaded.shards) if loaded.shards > 1 else None
+    loaded.load_seconds = time.monotonic() - started
+    log.info("model %s loaded on %s in %.2f s (numerics: %s)", config.model.name,
+             spec.device, loaded.load_seconds, loaded.numerics())
+    return loaded
+
+
+def _build(spec: ModelSpec, config, arch: dict) -> tuple:
+    """The package's loaders, the checkpoint read in fp32 on the CPU and then moved
+    and cast once (its own loader casts to fp16 before loading on CUDA, which
+    would round a float32 or bfloat16 model's weights through fp16 first)."""
+    from hydra.utils import get_class
+
     mel = config.model.mel_spec
     try:
         from f5_tts.infer.utils_infer import load_model, load_vocoder
@@ -147,8 +210,9 @@ def load(spec: ModelSpec) -> LoadedModel:
                                    str(spec.vocoder_path or ""), spec.device)
             model = load_model(get_class(f"f5_tts.model.{config.model.backbone}"), arch,
                                _checkpoint(spec, config), mel_spec_type=mel.mel_spec_type,
-                               vocab_file=spec.vocab_file or "", device=spec.device)
+                               vocab_file=spec.vocab_file or "", device="cpu")
         log.debug("f5-tts: %s", chatter.getvalue().strip())
+        model = precision.apply(model, spec.dtype, spec.device)
     except WorkerError:
         raise
     except Exception as exc:  # noqa: BLE001 - any loading failure is the operator's to fix
@@ -156,25 +220,36 @@ def load(spec: ModelSpec) -> LoadedModel:
         raise WorkerError(MODEL_ERROR, f"the model could not be loaded ({type(exc).__name__}: "
                           f"{str(exc)[:200]}); check F5TTS_MODEL, F5TTS_CKPT_FILE, "
                           "F5TTS_VOCAB_FILE and VOCODER_LOCAL_PATH") from exc
-    model.eval()
-    loaded = LoadedModel(spec, model, vocoder, mel.mel_spec_type, int(mel.target_sample_rate),
-                         int(mel.hop_length), arch["attn_backend"], 0.0,
-                         packed=packed_dit.supports(model.transformer))
-    if loaded.packed:
-        packed_dit.install(model.transformer)
-    if spec.device == "cpu":
-        loaded.shards = cpu_shards()
-        loaded.shard_pool = packed_dit.row_pool(loaded.shards) if loaded.shards > 1 else None
-    loaded.load_seconds = time.monotonic() - started
-    log.info("model %s loaded on %s in %.2f s (attention: %s)", config.model.name,
-             spec.device, loaded.load_seconds, arch["attn_backend"])
-    return loaded
+    return model.eval(), vocoder
+
+
+def fix_cuda_numerics() -> None:
+    """Make a GPU's kernels the same from run to run and worker to worker:
+    deterministic cuDNN convolutions chosen without benchmarking, no TF32 in
+    float32, and SDPA without the cuDNN backend (whose choice depends on the
+    GPU and driver), so the flash and efficient kernels are picked by dtype."""
+    import torch
+
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cuda.enable_cudnn_sdp(False)
+
+
+def _graphs(loaded: LoadedModel):
+    from worker.inference import graphs
+
+    if loaded.attention not in attention.VARLEN:
+        log.warning("CUDA_GRAPHS needs a variable-length attention kernel (have %s); "
+                    "the model runs eagerly", loaded.attention)
+        return None
+    return graphs.BlockGraphs(loaded.model.transformer)
 
 
 def cpu_shards() -> int:
-    """On the CPU the packed rows go to one thread per core, each with one
-    intra-op thread (packed_dit). On 2 cores a block's two rows took 327 ms this
-    way and 370 ms in one call with torch's two intra-op threads (best of 6)."""
+    """On the CPU the packed row goes to one thread per core, each with one
+    intra-op thread (packed_dit.row_pool)."""
     import torch
 
     return torch.get_num_threads()

@@ -21,7 +21,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from worker.core.errors import MODEL_ERROR, WorkerError
-from worker.inference import packed_dit
+from worker.inference import precision, sampler
 from worker.inference.cuda import cuda_guard
 from worker.inference.models import LoadedModel
 from worker.inference.references import (
@@ -31,16 +31,17 @@ from worker.inference.references import (
     prepare_reference,
     prepared_reference,
 )
+from worker.inference.sampler import SampleItem
 from worker.media import track
 from worker.text.chunking import ChunkedText, budget_bytes, chunk_text
 from worker.text.frontend import PreparedText, prepare_text
 
 log = logging.getLogger(__name__)
 
-SWAY_SAMPLING = -1.0
+SWAY_SAMPLING = precision.SWAY_SAMPLING
 MAX_SEED = 2**31 - 1
 DEFAULT_MAX_CHUNK_SECONDS = 25   # settings.MAX_CHUNK_SECONDS's default
-MAX_FRAMES = 65536            # CFM.sample's cap on one item's length
+MAX_FRAMES = sampler.MAX_FRAMES            # CFM.sample's cap on one item's length
 # Chunks per batch: 8 chunks of ~22 s are ~16 k frames, whose
 # activations fit a 24 GB GPU in half precision; longer texts take more batches.
 MAX_BATCH_CHUNKS = 8
@@ -55,6 +56,8 @@ class ChunkPlan:
     tokens: list         # the model's text units for reference transcript + chunk
     frames: int          # wanted length, reference included
     seed: int
+    ref: Optional[PreparedReference] = None     # None: the batch's reference
+    cfg_strength: Optional[float] = None        # None: the batch's cfg_strength
 
 
 @dataclass(frozen=True)
@@ -156,81 +159,21 @@ def sample_chunks(loaded: LoadedModel, ref: PreparedReference, plans: list, step
     return mels
 
 
-def sample_batch(loaded: LoadedModel, ref: PreparedReference, plans: list, steps: int,
-                 cfg_strength: float) -> list:
-    """The flow-matching sampler of ``CFM.sample`` (f5-tts 1.1), for several chunks
-    of one reference at once, with per-item noise from per-item generators:
-    ``CFM.sample`` seeds the global RNG with one seed for every item, which makes
-    the noise depend on the batch and races with other threads. For one item
-    this returns what ``CFM.sample(seed=plans[0].seed)`` returns."""
-    import torch
-    import torch.nn.functional as F
-    from f5_tts.model.utils import lens_to_mask, list_str_to_idx
-
-    model = loaded.model
-    device, dtype, ref_len = ref.mel.device, ref.mel.dtype, ref.mel.shape[1]
-    text = list_str_to_idx([plan.tokens for plan in plans], model.vocab_char_map).to(device)
-    wanted = torch.tensor([plan.frames for plan in plans], device=device, dtype=torch.long)
-    duration = torch.maximum((text != -1).sum(dim=-1).clamp(min=ref_len) + 1, wanted)
-    duration = duration.clamp(max=MAX_FRAMES)
-    longest = int(duration.max())
-    cond = F.pad(ref.mel, (0, 0, 0, longest - ref_len)).expand(len(plans), -1, -1)
-    cond_mask = lens_to_mask(torch.tensor([ref_len], device=device), longest).unsqueeze(-1)
-    noise = _noise([plan.seed for plan in plans], duration.tolist(), model.num_channels,
-                   device, dtype)
-    out = _integrate(loaded, noise, cond, text, duration.tolist(), steps, cfg_strength)
-    out = torch.where(cond_mask, cond, out)
-    return [out[index, ref.frames:int(duration[index])] for index in range(len(plans))]
-
-
-def _noise(seeds: list, lengths: list, channels: int, device, dtype):
-    import torch
-    from torch.nn.utils.rnn import pad_sequence
-
-    noise = []
-    for seed, length in zip(seeds, lengths):
-        generator = torch.Generator(device=device).manual_seed(seed)
-        noise.append(torch.randn(length, channels, generator=generator, device=device,
-                                 dtype=dtype))
-    return pad_sequence(noise, padding_value=0, batch_first=True)
-
-
-def _integrate(loaded: LoadedModel, noise, cond, text, lengths: list, steps: int,
-               cfg_strength: float):
-    """Euler steps from noise to mel on CFM.sample's (EPSS, sway-sampled) time grid."""
-    import torch
-    from f5_tts.model.utils import get_epss_timesteps
-    from torchdiffeq import odeint
-
-    model, guided = loaded.model, cfg_strength >= 1e-5
-    predict = _packed_predictor(loaded, text, lengths, cond, guided) \
-        if loaded.packed else _package_predictor(model, cond, text, guided)
-
-    def flow(t, x):
-        if not guided:
-            return predict(t, x)
-        pred, null_pred = torch.chunk(predict(t, x), 2, dim=0)
-        return pred + (pred - null_pred) * cfg_strength
-
-    times = get_epss_timesteps(steps, device=noise.device, dtype=noise.dtype)
-    times = times + SWAY_SAMPLING * (torch.cos(torch.pi / 2 * times) - 1 + times)
-    return odeint(flow, noise, times, **model.odeint_kwargs)[-1]
-
-
-def _packed_predictor(loaded: LoadedModel, text, lengths: list, cond, guided: bool):
-    transformer = loaded.model.transformer
-    texts = packed_dit.embed_text(transformer, text, lengths)
-    return lambda t, x: packed_dit.flow(transformer, x, cond, texts, t, lengths, guided,
-                                        loaded.shard_pool, loaded.shards)
-
-
-def _package_predictor(model, cond, text, guided: bool):
-    """DiT.forward's contract for other backbones, one item per batch (no mask);
-    no text cache, so nothing is left on the model between samplings."""
-    def predict(t, x):
-        return model.transformer(x=x, cond=cond, text=text, time=t, mask=None,
-                                 drop_audio_cond=False, drop_text=False, cfg_infer=guided)
-    return predict
+def sample_batch(loaded: LoadedModel, ref: Optional[PreparedReference], plans: list,
+                 steps: int, cfg_strength: float) -> list:
+    """Generated mels for ``plans``, sampled together (sampler.sample). A plan with its
+    own ``ref`` or ``cfg_strength`` uses them instead of the batch's, so the chunks of
+    different jobs can share one batch; each plan comes out as it would alone, and
+    one plan alone gives what ``CFM.sample(seed=plan.seed)`` gives."""
+    items = []
+    for plan in plans:
+        reference = plan.ref or ref
+        if reference is None:
+            raise ValueError("a plan without its own reference needs the batch's")
+        strength = cfg_strength if plan.cfg_strength is None else plan.cfg_strength
+        items.append(SampleItem(plan.tokens, plan.frames, plan.seed, reference.mel,
+                                reference.frames, strength))
+    return sampler.sample(loaded, items, steps)
 
 
 def _vocode(loaded: LoadedModel, mel, ref_rms: float) -> np.ndarray:

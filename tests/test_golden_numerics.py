@@ -116,8 +116,8 @@ def test_the_golden_cases_reach_several_chunks_and_differ(hashes):
             for value in (values if isinstance(values, list) else [values])]
     assert len(set(flat)) == len(flat)
     reference = voices.package_reference()
-    chunks = synthesis.split_text(LONG_TEXT, references.package_ref_text(reference.ref_text),
-                                  len(reference.samples) / reference.sample_rate, 1.0)
+    chunks = synthesis.chunks_for(LONG_TEXT, reference.ref_text,
+                                  len(reference.samples) / reference.sample_rate).chunks
     assert len(chunks) >= 3
 
 

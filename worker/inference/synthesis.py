@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 import numpy as np
 
@@ -45,6 +45,9 @@ MAX_FRAMES = sampler.MAX_FRAMES            # CFM.sample's cap on one item's leng
 # Chunks per batch: 8 chunks of ~22 s are ~16 k frames, whose
 # activations fit a 24 GB GPU in half precision; longer texts take more batches.
 MAX_BATCH_CHUNKS = 8
+# ... and at most this many frames together (8 chunks of the longest, 25 s), so
+# that peak memory stays bounded whatever the chunks.
+MAX_BATCH_FRAMES = 8 * 2344
 # One generation at a time per process: jobs on one worker then cannot
 # multiply peak GPU memory, and the model's compute is not split between them.
 _RUN_LOCK = threading.Lock()
@@ -91,31 +94,42 @@ def chunks_for(text, ref_text: str, ref_seconds: float, speed: float = 1.0,
     return chunk_text(prepared, budget_bytes(ref_text, ref_seconds, max_chunk_seconds, speed))
 
 
+def reference(loaded: LoadedModel, samples: np.ndarray, rate: int,
+              ref_text: str) -> PreparedReference:
+    """The reference as the model takes it (prepared once per voice, then cached)."""
+    import torch
+
+    with cuda_guard(), torch.inference_mode():
+        return prepared_reference(loaded, samples, rate, package_ref_text(ref_text))
+
+
 def generate(loaded: LoadedModel, ref_samples: np.ndarray, ref_rate: int, ref_text: str,
              text, *, seed: int, speed: float = 1.0, nfe_step: int = 32,
              cfg_strength: float = 2.0, max_chunk_seconds: float = DEFAULT_MAX_CHUNK_SECONDS,
-             remove_silence: bool = False,
-             check: Optional[Callable[[], None]] = None) -> Generation:
+             remove_silence: bool = False, check: Optional[Callable[[], None]] = None,
+             progress: Optional[Callable[[int, int], None]] = None) -> Generation:
     """Speak ``text`` (a PreparedText, or a string) in the voice of the reference;
     same inputs and seed, same samples.
 
-    The chunks of a long text go through the model together, as packed batches
-    of up to MAX_BATCH_CHUNKS; each chunk's noise comes from its own seed, so a
-    chunk's audio does not depend on the batch it shares. ``check`` runs before
-    each batch (it raises to stop a job whose worker is stopping).
+    The chunks of a long text go through the model together, in packed batches
+    (render); each chunk's noise comes from its own seed, so a chunk's audio
+    does not depend on the batch it shares. ``check`` runs before each batch
+    (it raises to stop a job whose worker is stopping); ``progress(done,
+    total)`` after each, in chunks.
     """
-    import torch
-
     ref_text = package_ref_text(ref_text)
-    with _RUN_LOCK, cuda_guard(), torch.inference_mode():
-        ref = prepared_reference(loaded, ref_samples, ref_rate, ref_text)
-        chunked = chunks_for(text, ref_text, ref.seconds, speed, max_chunk_seconds)
-        if not chunked.chunks:
-            raise WorkerError(MODEL_ERROR, "the text has nothing to speak")
-        texts = [chunk.text for chunk in chunked.chunks]
-        plans = plan_chunks(loaded, ref, ref_text, texts, seed, speed)
-        mels = sample_chunks(loaded, ref, plans, nfe_step, cfg_strength, check)
-        waves = [_vocode(loaded, mel, ref.rms) for mel in mels]
+    ref = reference(loaded, ref_samples, ref_rate, ref_text)
+    chunked = chunks_for(text, ref_text, ref.seconds, speed, max_chunk_seconds)
+    if not chunked.chunks:
+        raise WorkerError(MODEL_ERROR, "the text has nothing to speak")
+    texts = [chunk.text for chunk in chunked.chunks]
+    plans = plan_chunks(loaded, ref, ref_text, texts, seed, speed, cfg_strength=cfg_strength)
+
+    def done(finished: list, waves: list) -> None:
+        if progress is not None:
+            progress(sum(wave is not None for wave in waves), len(waves))
+
+    waves = render(loaded, plans, nfe_step, check=check, on_batch=done)
     rate = loaded.sample_rate
     joined = track.join(waves, [chunk.pause_after for chunk in chunked.chunks],
                         chunked.lead_pause, rate, remove_silence)
@@ -124,9 +138,54 @@ def generate(loaded: LoadedModel, ref_samples: np.ndarray, ref_rate: int, ref_te
     return Generation(joined.samples, rate, chunk_audio, seed, chunked, joined.settled)
 
 
+def batches(plans: list, limit: Optional[int] = None,
+            frames: Optional[int] = None) -> List[List[int]]:
+    """Plan indices in order, cut into batches of at most ``limit`` plans and
+    ``frames`` frames (a plan longer than that alone is a batch of its own)."""
+    limit = limit or MAX_BATCH_CHUNKS
+    frames = frames or MAX_BATCH_FRAMES
+    groups: List[List[int]] = []
+    size = 0
+    for index, plan in enumerate(plans):
+        if not groups or len(groups[-1]) >= limit or size + plan.frames > frames:
+            groups.append([])
+            size = 0
+        groups[-1].append(index)
+        size += plan.frames
+    return groups
+
+
+def render(loaded: LoadedModel, plans: list, steps: int, *,
+           check: Optional[Callable[[], None]] = None,
+           on_batch: Optional[Callable[[list, list], None]] = None) -> list:
+    """Each plan's audio (float32 samples, the vocoder's), in order. The plans
+    (each with its own reference and guidance) go through the model in packed
+    batches, in order; after each batch ``on_batch(indices, waves)`` gets the
+    indices just finished and every wave so far (None where not yet made).
+    A backbone other than DiT takes one plan at a time."""
+    import torch
+
+    if any(plan.ref is None or plan.cfg_strength is None for plan in plans):
+        raise ValueError("render needs plans that carry their reference and cfg_strength")
+    waves: list = [None] * len(plans)
+    groups = batches(plans) if loaded.packed else [[index] for index in range(len(plans))]
+    with _RUN_LOCK, cuda_guard(), torch.inference_mode():
+        for group in groups:
+            if check is not None:
+                check()
+            mels = sample_batch(loaded, None, [plans[index] for index in group], steps, 0.0)
+            for index, mel in zip(group, mels):
+                waves[index] = _vocode(loaded, mel, plans[index].ref.rms)
+            if on_batch is not None:
+                on_batch(group, waves)
+    return waves
+
+
 def plan_chunks(loaded: LoadedModel, ref: PreparedReference, ref_text: str, chunks: list,
-                seed: int, speed: float) -> list:
-    """Each chunk's model text, length in frames and seed, by the package's rules."""
+                seed: int, speed: float, *, cfg_strength: Optional[float] = None,
+                gen_frames: Optional[int] = None) -> list:
+    """Each chunk's model text, length in frames and seed, by the package's rules.
+    ``gen_frames`` fixes the generated length instead (F5-TTS's fixed duration)."""
     from f5_tts.model.utils import convert_char_to_pinyin
 
     ref_text = ref_text + " " if len(ref_text[-1].encode("utf-8")) == 1 else ref_text
@@ -135,28 +194,12 @@ def plan_chunks(loaded: LoadedModel, ref: PreparedReference, ref_text: str, chun
     for index, chunk in enumerate(chunks):
         # Very short chunks get a slow pace, as the package does, or they come out clipped.
         local_speed = 0.3 if len(chunk.encode("utf-8")) < 10 else speed
-        frames = ref.frames + int(ref.frames / ref_len * len(chunk.encode("utf-8")) / local_speed)
+        frames = ref.frames + (gen_frames if gen_frames is not None else
+                               int(ref.frames / ref_len * len(chunk.encode("utf-8")) / local_speed))
         tokens = convert_char_to_pinyin([ref_text + chunk])[0]
-        plans.append(ChunkPlan(chunk, tokens, frames, chunk_seed(seed, index)))
+        plans.append(ChunkPlan(chunk, tokens, frames, chunk_seed(seed, index), ref,
+                               cfg_strength))
     return plans
-
-
-def sample_chunks(loaded: LoadedModel, ref: PreparedReference, plans: list, steps: int,
-                  cfg_strength: float, check: Optional[Callable[[], None]] = None) -> list:
-    """Generated mels (frames x n_mels), in the order of ``plans``. Chunks of similar
-    length share a batch. A backbone other than DiT runs one chunk at a time
-    through the package's own forward, which pads a batch into every item."""
-    batch = MAX_BATCH_CHUNKS if loaded.packed else 1
-    order = sorted(range(len(plans)), key=lambda index: plans[index].frames)
-    mels = [None] * len(plans)
-    for start in range(0, len(order), batch):
-        if check is not None:
-            check()
-        group = order[start:start + batch]
-        outs = sample_batch(loaded, ref, [plans[index] for index in group], steps, cfg_strength)
-        for index, mel in zip(group, outs):
-            mels[index] = mel
-    return mels
 
 
 def sample_batch(loaded: LoadedModel, ref: Optional[PreparedReference], plans: list,

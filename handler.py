@@ -9,7 +9,7 @@ import functools
 import logging
 import sys
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import model_cache_init
 from s3_utils import Storage, get_storage
@@ -19,7 +19,7 @@ from worker.core.errors import INTERNAL_ERROR, WorkerError
 from worker.core.stopping import StopSignal
 from worker.inference import engine, transcriber
 from worker.media import url_fetch
-from worker.services import align_job, jobs, tts_job, voices
+from worker.services import align_job, jobs, script_job, tts_job, voices
 
 VERSION = "1.0.0"
 log = logging.getLogger("handler")
@@ -32,11 +32,17 @@ class Context:
     storage: Storage
     startup: Optional[model_cache_init.StartupReport] = None
     stop: StopSignal = field(default_factory=StopSignal)
+    notify: Optional[Callable[[int, int], None]] = None   # RunPod progress updates
 
 
 def _tts(request, ctx: Context):
+    return _generating(tts_job.run, request, ctx)
+
+
+def _generating(action, request, ctx: Context):
+    """A job that loads the model; the first load's files go to the S3 model cache."""
     loaded_before = engine.is_loaded()
-    result = tts_job.run(request, ctx.job_id, ctx.settings, ctx.storage, ctx.stop)
+    result = action(request, ctx.job_id, ctx.settings, ctx.storage, ctx.stop, ctx.notify)
     if not loaded_before and ctx.settings.enable_s3_model_cache:
         # The first load filled the local cache: mirror what the bucket lacks,
         # in the background, so the next cold worker starts warm.
@@ -69,6 +75,7 @@ def _health(request, ctx: Context):
 
 ACTIONS = {
     "tts": _tts,
+    "script": lambda request, ctx: _generating(script_job.run, request, ctx),
     "align": lambda request, ctx: align_job.run(request, ctx.job_id, ctx.settings, ctx.storage,
                                                 ctx.stop),
     "upload": _upload,
@@ -95,7 +102,8 @@ def handler(job: dict, startup: Optional[model_cache_init.StartupReport] = None,
         action, fields = schemas.normalize(job.get("input"))
         request = schemas.validate(action, fields, settings)
         log.info("job %s: %s", job_id, action)
-        context = Context(job_id, settings, get_storage(settings), startup, stop)
+        context = Context(job_id, settings, get_storage(settings), startup, stop,
+                          _progress_updates(job))
         return ACTIONS[action](request, context)
     except WorkerError as exc:
         log.warning("job %s: %s", job_id, exc)
@@ -107,6 +115,18 @@ def handler(job: dict, startup: Optional[model_cache_init.StartupReport] = None,
         log.exception("job %s: unexpected error", job_id)
         return WorkerError(INTERNAL_ERROR, "unexpected error; the worker log has the "
                            "details").to_response()
+
+
+def _progress_updates(job: dict) -> Optional[Callable[[int, int], None]]:
+    """RunPod's progress updates for this job, on RunPod (not locally, where the
+    SDK has nowhere to send them)."""
+    from runpod.serverless.modules.worker_state import IS_LOCAL_TEST
+
+    if IS_LOCAL_TEST or not job.get("id"):
+        return None
+    from runpod.serverless import progress_update
+
+    return lambda done, total: progress_update(job, {"done": done, "total": total})
 
 
 def configure_logging(level: str) -> None:

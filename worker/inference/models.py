@@ -158,6 +158,11 @@ def _package_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def checkpoint_path(spec: ModelSpec) -> str:
+    """The local file of the checkpoint ``spec`` loads (the hub's cached copy)."""
+    return _checkpoint(spec, load_config(spec))
+
+
 def _checkpoint(spec: ModelSpec, config) -> str:
     if spec.ckpt_file:
         return spec.ckpt_file

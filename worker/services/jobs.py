@@ -88,13 +88,15 @@ class JobTracker:
     """
 
     def __init__(self, storage: Storage, job_id: str, heartbeat_s: float = 30.0,
-                 stop: Optional[StopSignal] = None):
+                 stop: Optional[StopSignal] = None,
+                 notify: Optional[Callable[[int, int], None]] = None):
         self.storage = storage
         self.record = JobRecord(job_id)
         self.written: list = []
         self.started = time.monotonic()
         self.heartbeat_s = heartbeat_s
         self.stop = stop or StopSignal()
+        self.notify = notify   # RunPod's progress updates, where there is a RunPod
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._beat: Optional[threading.Thread] = None
@@ -128,10 +130,12 @@ class JobTracker:
             self._write_locked()
 
     def advance(self, done: int, total: int) -> None:
-        """Record how many of the job's parts are finished."""
+        """Record how many of the job's parts are finished (and tell RunPod)."""
         with self._lock:
             self.record.progress = {"done": done, "total": total}
             self._write_locked()
+        if self.notify is not None:
+            self.notify(done, total)
 
     def put(self, key: str, data: bytes) -> None:
         """Store a job object and remember it, so a failure can take it back."""

@@ -65,8 +65,19 @@ def time_track(placed: Sequence[Placed], method: str, settings: Settings,
                   for word in result.words]
         methods.append(result.method)
         if result.fallback_reason:
-            reasons.append(f"segment {item.line.index}: {result.fallback_reason}")
+            reasons.append((item.line.index, result.fallback_reason))
     # One name for the whole track: the method most segments were timed by.
     chosen = max(dict.fromkeys(methods), key=methods.count)
     language = placed[0].line.prepared.language if placed else "en"
-    return TimingResult(words, chosen, "; ".join(reasons) or None, language)
+    return TimingResult(words, chosen, _reason(reasons, len(placed)), language)
+
+
+def _reason(reasons: list, segments: int):
+    """Why the requested method was not used: once when every segment says the
+    same, else segment by segment."""
+    if not reasons:
+        return None
+    distinct = list(dict.fromkeys(reason for _, reason in reasons))
+    if len(distinct) == 1 and len(reasons) == segments:
+        return distinct[0]
+    return "; ".join(f"segment {index}: {reason}" for index, reason in reasons)

@@ -46,9 +46,9 @@ class Metrics:
 
 
 def run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage,
-        stop: Optional[StopSignal] = None) -> dict:
+        stop: Optional[StopSignal] = None, notify=None) -> dict:
     """Run one tts job and keep its record; a re-delivered finished job is answered as is."""
-    tracker = jobs.JobTracker(storage, job_id, settings.job_heartbeat_seconds, stop)
+    tracker = jobs.JobTracker(storage, job_id, settings.job_heartbeat_seconds, stop, notify)
     stored = jobs.run_tracked(
         tracker, lambda tracker: _run(request, job_id, settings, storage, tracker), job_id)
     return jobs.with_fresh_urls(storage, stored, settings.presigned_url_expiry)
@@ -77,7 +77,8 @@ def _run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage,
             model, ref.voice.samples, ref.voice.sample_rate, ref.ref_text, prepared,
             seed=seed, speed=request.speed, nfe_step=request.nfe_step,
             cfg_strength=request.cfg_strength, max_chunk_seconds=settings.max_chunk_seconds,
-            remove_silence=request.remove_silence, check=tracker.stop.check)
+            remove_silence=request.remove_silence, check=tracker.stop.check,
+            progress=_chunk_progress(tracker))
     timing = None
     if request.return_word_timings:
         tracker.stage("timing")
@@ -98,6 +99,14 @@ def _run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage,
     log.info("job %s: done, %.2f s audio, seed %d, metrics %s", job_id, stored["duration"],
              seed, stored["metrics"])
     return stored
+
+
+def _chunk_progress(tracker: jobs.JobTracker):
+    """Progress in chunks, for a text of more than one."""
+    def advance(done: int, total: int) -> None:
+        if total > 1:
+            tracker.advance(done, total)
+    return advance
 
 
 def prepare(request, ref: reference.Reference, job_id: str) -> PreparedText:

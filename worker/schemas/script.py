@@ -77,7 +77,7 @@ class ScriptRequest(VoiceFields, GenerationFields, TextFields, TimingFields):
             total = sum(len(item["text"]) for item in value
                         if isinstance(item, dict) and isinstance(item.get("text"), str))
             if total > settings.max_script_chars:
-                raise limit_error("the script's texts together", total,
+                raise limit_error("the script", total,
                                   settings.max_script_chars, "characters")
         return value
 

@@ -95,7 +95,7 @@ def test_a_bfloat16_model_speaks_and_reports_its_numerics(tiny_models):
     numerics = loaded.numerics()
     assert numerics == {"device": "cpu", "gpu": None, "torch": torch.__version__,
                         "dtype": "bfloat16", "attention": "sdpa_by_length", "compile": False,
-                        "graphs": False, "loaded": True}
+                        "graphs": False}
     assert before == {**numerics, "loaded": False}
     reference = voices.package_reference()
     ref_text = references.package_ref_text(reference.ref_text)

@@ -216,3 +216,16 @@ def test_generated_audio_is_finite_and_seeded(loaded):
     again = synthesis.generate(loaded, voice.samples, voice.sample_rate, voice.ref_text,
                                "A seeded sentence.", seed=3, nfe_step=4)
     assert np.isfinite(first.samples).all() and np.array_equal(first.samples, again.samples)
+
+
+def test_other_backbones_take_the_packages_forward_one_item_at_a_time(loaded, two_voices):
+    """The path for backbones other than DiT, run here on the DiT (it has the same
+    forward contract): values as the packed path's, within float rounding."""
+    plans = mixed_plans(loaded, two_voices)[1:3]    # a guided and an unguided plan
+    unpacked = dataclasses.replace(loaded, packed=False)
+    with torch.inference_mode():
+        ours = synthesis.sample_batch(loaded, None, plans, 3, 2.0)
+        package = synthesis.sample_batch(unpacked, None, plans, 3, 2.0)
+    for a, b in zip(ours, package):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

@@ -25,6 +25,8 @@ def compile_and_warm_up(loaded: LoadedModel, warm_up: Callable[[LoadedModel], No
     except Exception as exc:  # noqa: BLE001 - torch.compile fails in too many ways to list
         for block, (norm, ff) in zip(blocks, eager):
             block.attn_norm.forward, block.ff.forward = norm, ff
+        if loaded.graphs is not None:
+            loaded.graphs.reset()   # graphs the warm-up captured hold compiled kernels
         log.warning("torch.compile failed (%s: %s); the model runs uncompiled",
                     type(exc).__name__, str(exc)[:300])
         return False

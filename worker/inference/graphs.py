@@ -42,6 +42,10 @@ class BlockGraphs:
         self._graphs: OrderedDict = OrderedDict()
         self._pool = None
 
+    def reset(self) -> None:
+        """Drop every graph (they replay the kernels they were captured with)."""
+        self._graphs.clear()
+
     def pad(self, plan: layouts.Layout) -> layouts.Layout:
         """The layout a graph can take: padded to its bucket with a dummy row."""
         if not self.active or len(plan.rows) >= MAX_ROWS:

@@ -63,10 +63,10 @@ class LoadedModel:
     graphs: Optional[object] = None        # graphs.BlockGraphs with CUDA_GRAPHS on CUDA
 
     def numerics(self) -> dict:
-        """What produces this model's audio: the same seed and input give the same
-        bytes under the same numerics."""
+        """What produces this model's audio (the contract's ``numerics``): the same
+        seed and input give the same bytes under the same numerics."""
         return _numerics(self.spec.device, self.spec.dtype, self.attention, self.compiled,
-                         self.graphs is not None and self.graphs.active, loaded=True)
+                         self.graphs is not None and self.graphs.active)
 
 
 def resolve_device(setting: str) -> str:
@@ -105,22 +105,22 @@ def model_spec(settings: Settings) -> ModelSpec:
 
 
 def configured_numerics(settings: Settings) -> dict:
-    """The numerics these settings would load with, without loading (for health):
-    the attention backend is the best candidate; load may settle on a lesser one."""
+    """The numerics these settings would load with, without loading (for health,
+    with ``"loaded": False``): the attention backend is the best candidate; load
+    may settle on a lesser one (attention.choose)."""
     spec = model_spec(settings)
     best = attention.candidates(spec.device, spec.dtype, _flash_attn_found())[0]
-    return _numerics(spec.device, spec.dtype, best, spec.compile, spec.cuda_graphs,
-                     loaded=False)
+    return {**_numerics(spec.device, spec.dtype, best, spec.compile, spec.cuda_graphs),
+            "loaded": False}
 
 
 def _numerics(device: str, dtype: str, attention_backend: str, compiled: bool,
-              graphs: bool, loaded: bool) -> dict:
+              graphs: bool) -> dict:
     import torch
 
     gpu = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
     return {"device": device, "gpu": gpu, "torch": torch.__version__, "dtype": dtype,
-            "attention": attention_backend, "compile": compiled, "graphs": graphs,
-            "loaded": loaded}
+            "attention": attention_backend, "compile": compiled, "graphs": graphs}
 
 
 def _flash_attn_found() -> bool:

@@ -70,7 +70,7 @@ def _download(request, ctx: Context):
 def _health(request, ctx: Context):
     facts = model_cache_init.health_facts(ctx.settings, ctx.startup)
     return {"status": "ok", "version": VERSION, "model_loaded": engine.is_loaded(),
-            "storage": ctx.storage.kind, **facts}
+            "storage": ctx.storage.kind, "numerics": engine.numerics(ctx.settings), **facts}
 
 
 ACTIONS = {

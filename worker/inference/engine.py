@@ -21,6 +21,15 @@ def is_loaded() -> bool:
     return bool(_MODELS)
 
 
+def numerics(settings: Settings) -> dict:
+    """What would produce (or produces) these settings' audio: the loaded model's
+    numerics, else the configured ones with ``"loaded": False``."""
+    loaded = _MODELS.get(models.model_spec(settings))
+    if loaded is None:
+        return models.configured_numerics(settings)
+    return {**loaded.numerics(), "loaded": True}
+
+
 def get_model(settings: Settings) -> LoadedModel:
     """The model for these settings, loaded on first use and kept."""
     spec = models.model_spec(settings)

@@ -61,6 +61,7 @@ class LoadedModel:
     compiled: bool = False
     attention: str = attention.BY_LENGTH   # the packed path's attention backend
     graphs: Optional[object] = None        # graphs.BlockGraphs with CUDA_GRAPHS on CUDA
+    scheduler: Optional[object] = None     # scheduler.Scheduler: the one thread that runs it
 
     def numerics(self) -> dict:
         """What produces this model's audio (the contract's ``numerics``): the same
@@ -116,11 +117,32 @@ def configured_numerics(settings: Settings) -> dict:
 
 def _numerics(device: str, dtype: str, attention_backend: str, compiled: bool,
               graphs: bool) -> dict:
-    import torch
+    gpu = None
+    if device.startswith("cuda"):
+        import torch
 
-    gpu = torch.cuda.get_device_name(device) if device.startswith("cuda") else None
-    return {"device": device, "gpu": gpu, "torch": torch.__version__, "dtype": dtype,
+        gpu = torch.cuda.get_device_name(device)
+    return {"device": device, "gpu": gpu, "torch": _torch_version(), "dtype": dtype,
             "attention": attention_backend, "compile": compiled, "graphs": graphs}
+
+
+def _torch_version() -> str:
+    """torch.__version__ (with its build, +cu128), read without importing torch:
+    health answers on the CPU with no torch loaded."""
+    import importlib.metadata
+    import sys
+
+    if "torch" in sys.modules:
+        return sys.modules["torch"].__version__
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("torch")
+    version_file = Path(list(spec.submodule_search_locations)[0]) / "version.py" if spec else None
+    if version_file is not None and version_file.is_file():
+        for line in version_file.read_text().splitlines():
+            if line.startswith("__version__"):
+                return line.split("=", 1)[1].strip().strip("'\"")
+    return importlib.metadata.version("torch")
 
 
 def _flash_attn_found() -> bool:

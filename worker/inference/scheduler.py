@@ -33,7 +33,6 @@ class Ticket:
     pending: collections.deque = field(default_factory=collections.deque)
     number: int = 0
     cancelled: bool = False
-    started: bool = False
     delivered: queue.Queue = field(default_factory=queue.Queue)   # (indices | error | _DONE)
 
 
@@ -92,30 +91,29 @@ class Scheduler:
             self._run(batch)
 
     def _take(self) -> list:
-        """(ticket, plan index) pairs of the next batch (called under the lock)."""
+        """(ticket, plan index) pairs of the next batch (called under the lock):
+        plans of the oldest waiting ticket's step count, one from each ticket in
+        turn, until the batch is full. A ticket whose first plan goes alone gives
+        no other plan to that batch."""
         count, frames = self._limits()
-        waiting = [ticket for ticket in self._tickets if ticket.pending]
-        steps = waiting[0].steps
-        batch, size = [], 0
-        for ticket in itertools.cycle([t for t in waiting if t.steps == steps]):
-            if not ticket.pending or len(batch) >= count:
-                if not any(t.pending for t in waiting if t.steps == steps) or len(batch) >= count:
-                    break
-                continue
-            index = ticket.pending[0]
-            if batch and size + ticket.plans[index].frames > frames:
-                break
-            if ticket.first_alone and not ticket.started and any(t is ticket for t, _ in batch):
-                continue
-            ticket.pending.popleft()
-            batch.append((ticket, index))
-            size += ticket.plans[index].frames
-            if ticket.first_alone and not ticket.started:
-                ticket.started = True
-                ticket.first_alone = False
-                if ticket.pending:
-                    ticket.pending.appendleft(ticket.pending.popleft())
-                    break   # its first chunk goes now, on its own
+        steps = next(ticket for ticket in self._tickets if ticket.pending).steps
+        turn = [ticket for ticket in self._tickets if ticket.pending and ticket.steps == steps]
+        batch, size, alone = [], 0, set()
+        progressed = True
+        while progressed and len(batch) < count:
+            progressed = False
+            for ticket in turn:
+                if not ticket.pending or ticket.number in alone or len(batch) >= count:
+                    continue
+                plan = ticket.plans[ticket.pending[0]]
+                if batch and size + plan.frames > frames:
+                    return batch
+                batch.append((ticket, ticket.pending.popleft()))
+                size += plan.frames
+                progressed = True
+                if ticket.first_alone:
+                    ticket.first_alone = False
+                    alone.add(ticket.number)
         return batch
 
     def _run(self, batch: list) -> None:
@@ -123,7 +121,7 @@ class Scheduler:
         try:
             waves = self._run_batch([ticket.plans[index] for ticket, index in batch],
                                     batch[0][0].steps)
-        except BaseException as exc:   # every ticket of the batch gets the failure
+        except BaseException as exc:  # noqa: BLE001 - handed to every ticket of the batch
             log.warning("a batch of %d chunks failed: %s", len(batch), exc)
             for ticket in tickets:
                 self.cancel(ticket)

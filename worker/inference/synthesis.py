@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from worker.inference.references import (
     prepared_reference,
 )
 from worker.inference.sampler import SampleItem
+from worker.inference.scheduler import Scheduler
 from worker.media import track
 from worker.text.chunking import ChunkedText, budget_bytes, chunk_text
 from worker.text.frontend import PreparedText, prepare_text
@@ -48,9 +49,8 @@ MAX_BATCH_CHUNKS = 8
 # ... and at most this many frames together (8 chunks of the longest, 25 s), so
 # that peak memory stays bounded whatever the chunks.
 MAX_BATCH_FRAMES = 8 * 2344
-# One generation at a time per process: jobs on one worker then cannot
-# multiply peak GPU memory, and the model's compute is not split between them.
-_RUN_LOCK = threading.Lock()
+# One scheduler per loaded model is made at its first use.
+_SCHEDULER_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -138,47 +138,55 @@ def generate(loaded: LoadedModel, ref_samples: np.ndarray, ref_rate: int, ref_te
     return Generation(joined.samples, rate, chunk_audio, seed, chunked, joined.settled)
 
 
-def batches(plans: list, limit: Optional[int] = None,
-            frames: Optional[int] = None) -> List[List[int]]:
-    """Plan indices in order, cut into batches of at most ``limit`` plans and
-    ``frames`` frames (a plan longer than that alone is a batch of its own)."""
-    limit = limit or MAX_BATCH_CHUNKS
-    frames = frames or MAX_BATCH_FRAMES
-    groups: List[List[int]] = []
-    size = 0
-    for index, plan in enumerate(plans):
-        if not groups or len(groups[-1]) >= limit or size + plan.frames > frames:
-            groups.append([])
-            size = 0
-        groups[-1].append(index)
-        size += plan.frames
-    return groups
-
-
 def render(loaded: LoadedModel, plans: list, steps: int, *,
            check: Optional[Callable[[], None]] = None,
            on_batch: Optional[Callable[[list, list], None]] = None) -> list:
-    """Each plan's audio (float32 samples, the vocoder's), in order. The plans
-    (each with its own reference and guidance) go through the model in packed
-    batches, in order; after each batch ``on_batch(indices, waves)`` gets the
-    indices just finished and every wave so far (None where not yet made).
-    A backbone other than DiT takes one plan at a time."""
-    import torch
+    """Each plan's audio (float32 samples, the vocoder's), in order. After each
+    batch ``on_batch(indices, waves)`` gets the indices just finished and every
+    wave so far (None where not yet made)."""
+    waves: list = [None] * len(plans)
+    for group, waves in render_batches(loaded, plans, steps, check=check):
+        if on_batch is not None:
+            on_batch(group, waves)
+    return waves
 
+
+def render_batches(loaded: LoadedModel, plans: list, steps: int, *,
+                   check: Optional[Callable[[], None]] = None,
+                   first_alone: bool = False) -> Iterator[tuple]:
+    """(indices, waves) as each batch holding some of ``plans`` finishes. The
+    plans (each with its own reference and guidance) go to the model's
+    scheduler, whose batches the chunks of other jobs share; with
+    ``first_alone`` the first plan goes in a batch without the others (the
+    first part of a stream comes early). ``check`` runs before each wait."""
     if any(plan.ref is None or plan.cfg_strength is None for plan in plans):
         raise ValueError("render needs plans that carry their reference and cfg_strength")
-    waves: list = [None] * len(plans)
-    groups = batches(plans) if loaded.packed else [[index] for index in range(len(plans))]
-    with _RUN_LOCK, cuda_guard(), torch.inference_mode():
-        for group in groups:
-            if check is not None:
-                check()
-            mels = sample_batch(loaded, None, [plans[index] for index in group], steps, 0.0)
-            for index, mel in zip(group, mels):
-                waves[index] = _vocode(loaded, mel, plans[index].ref.rms)
-            if on_batch is not None:
-                on_batch(group, waves)
-    return waves
+    runner = _scheduler(loaded)
+    ticket = runner.submit(plans, steps, first_alone)
+    for group in runner.results(ticket, check):
+        yield group, ticket.waves
+
+
+def _scheduler(loaded: LoadedModel) -> Scheduler:
+    with _SCHEDULER_LOCK:
+        if loaded.scheduler is None:
+            loaded.scheduler = Scheduler(lambda plans, steps: _run_batch(loaded, plans, steps),
+                                         lambda: _limits(loaded))
+        return loaded.scheduler
+
+
+def _limits(loaded: LoadedModel) -> tuple:
+    # A backbone other than DiT takes one plan at a time.
+    return (MAX_BATCH_CHUNKS, MAX_BATCH_FRAMES) if loaded.packed else (1, MAX_BATCH_FRAMES)
+
+
+def _run_batch(loaded: LoadedModel, plans: list, steps: int) -> list:
+    """One packed batch, sampled and vocoded (on the scheduler's thread)."""
+    import torch
+
+    with cuda_guard(), torch.inference_mode():
+        mels = sample_batch(loaded, None, plans, steps, 0.0)
+        return [_vocode(loaded, mel, plan.ref.rms) for plan, mel in zip(plans, mels)]
 
 
 def plan_chunks(loaded: LoadedModel, ref: PreparedReference, ref_text: str, chunks: list,

@@ -66,7 +66,8 @@ def _run(request: ScriptRequest, job_id: str, settings: Settings, storage: Stora
             timing = timing_output.Timing(result, timing_output.render(result, request, job_id))
     tracker.stage("uploading")
     with metrics.stage("upload"):
-        stored = _store(request, job_id, samples, rate, placed, timing, tracker)
+        stored = _store(request, job_id, samples, rate, placed, timing, tracker,
+                        model.numerics())
     metrics.total = time.perf_counter() - started
     metrics.rtf = metrics.inference / max(stored["duration"], 1e-6)
     stored["metrics"] = metrics.rounded()
@@ -156,7 +157,7 @@ def _assemble(line: Line, waves: list, rate: int) -> StoredSegment:
 
 
 def _store(request: ScriptRequest, job_id: str, samples, rate: int, placed: list, timing,
-           tracker: jobs.JobTracker) -> dict:
+           tracker: jobs.JobTracker, numerics: dict) -> dict:
     fmt = request.output_format
     audio_key = keys.job_audio(job_id, fmt)
     tracker.put(audio_key, audio.encode(samples, rate, fmt))
@@ -164,7 +165,7 @@ def _store(request: ScriptRequest, job_id: str, samples, rate: int, placed: list
                  for item in placed]
     stored = {"job_id": job_id, "status": jobs.COMPLETED, "audio_key": audio_key,
               "audio_format": fmt, "duration": round(len(samples) / rate, 3),
-              "sample_rate": rate, "segments": described}
+              "sample_rate": rate, "numerics": numerics, "segments": described}
     stored.update(timing_output.store(timing, request, job_id, tracker))
     return stored
 

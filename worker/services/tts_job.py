@@ -92,7 +92,8 @@ def _run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage,
             generation.samples, generation.sample_rate, request.loudness)
     tracker.stage("uploading")
     with metrics.stage("upload"):
-        stored = _store(request, job_id, generation, ref, prepared, timing, tracker)
+        stored = _store(request, job_id, generation, ref, prepared, timing, tracker,
+                        model.numerics())
     metrics.total = time.perf_counter() - started
     metrics.rtf = metrics.inference / max(stored["duration"], 1e-6)
     stored["metrics"] = metrics.rounded()
@@ -131,7 +132,7 @@ def seed_for(job_id: str) -> int:
 
 def _store(request: TtsRequest, job_id: str, generation: synthesis.Generation,
            ref: reference.Reference, prepared: PreparedText, timing,
-           tracker: jobs.JobTracker) -> dict:
+           tracker: jobs.JobTracker, numerics: dict) -> dict:
     """Write the requested files (objects first; the caller writes the record last)."""
     fmt = request.output_format
     audio_key = keys.job_audio(job_id, fmt)
@@ -141,7 +142,7 @@ def _store(request: TtsRequest, job_id: str, generation: synthesis.Generation,
         "audio_format": fmt, "duration": round(len(generation.samples) / generation.sample_rate, 3),
         "sample_rate": generation.sample_rate, "seed": generation.seed,
         "voice": ref.voice.name, "ref_text_source": ref.source,
-        "spoken_text": prepared.spoken_text,
+        "spoken_text": prepared.spoken_text, "numerics": numerics,
     }
     stored.update(timing_output.store(timing, request, job_id, tracker))
     return stored

@@ -5,11 +5,15 @@ traceback goes to the log with the job id.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
+import os
+import signal
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import model_cache_init
 from s3_utils import Storage, get_storage
@@ -17,11 +21,13 @@ from settings import Settings, SettingsError, load_settings
 from worker import schemas
 from worker.core.errors import INTERNAL_ERROR, WorkerError
 from worker.core.stopping import StopSignal
-from worker.inference import engine, transcriber
+from worker.inference import engine, models, transcriber
 from worker.media import url_fetch
-from worker.services import align_job, jobs, script_job, tts_job, voices
+from worker.services import align_job, jobs, script_job, tts_job, tts_stream, voices
 
 VERSION = "1.0.0"
+GENERATING = ("tts", "script")   # the actions that wait for a generating slot
+LIGHT_SLOTS = 2                  # jobs a worker takes beyond them, for light actions
 log = logging.getLogger("handler")
 
 
@@ -33,6 +39,7 @@ class Context:
     startup: Optional[model_cache_init.StartupReport] = None
     stop: StopSignal = field(default_factory=StopSignal)
     notify: Optional[Callable[[int, int], None]] = None   # RunPod progress updates
+    action: str = "tts"
 
 
 def _tts(request, ctx: Context):
@@ -95,26 +102,99 @@ def handler(job: dict, startup: Optional[model_cache_init.StartupReport] = None,
     """Run one RunPod job. ``stop`` is the worker's (main() makes one); from plain
     Python nothing stops a job."""
     job_id = str(job.get("id") or "local")
+    with _answered(job_id) as answer:
+        request, context = _parse(job, startup, stop)
+        answer.append(ACTIONS[context.action](request, context))
+    return answer[-1]
+
+
+def stream_handler(job: dict, startup: Optional[model_cache_init.StartupReport] = None,
+                   stop: Optional[StopSignal] = None) -> Iterator[dict]:
+    """A STREAMING worker's handler: a streamed tts job's parts and then its
+    output; every other job's output (or error) as the one element."""
+    job_id = str(job.get("id") or "local")
+    parsed: list = []
+    with _answered(job_id) as answer:
+        parsed.append(_parse(job, startup, stop))
+    if answer:                       # refused before any work
+        yield answer[-1]
+        return
+    request, context = parsed[0]
+    if context.action != "tts" or not request.stream:
+        yield handler(job, startup, context.stop)
+        return
+    for part in tts_stream.stream(request, job_id, context.settings, context.storage,
+                                  context.stop, context.notify):
+        yield part
+        if part.get("refresh_worker"):
+            # The SDK ignores refresh_worker from a generator: stop this worker
+            # the way RunPod would, once the records are written (they are).
+            log.error("job %s: the GPU is broken; this worker stops", job_id)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _parse(job: dict, startup, stop) -> tuple:
+    """The validated request and its context; raises the contract's errors."""
     stop = stop or StopSignal()
+    stop.arm()   # the SDK's (or its server's) SIGTERM handler is in place by now
+    settings = load_settings()
+    action, fields = schemas.normalize(job.get("input"))
+    request = schemas.validate(action, fields, settings)
+    job_id = str(job.get("id") or "local")
+    log.info("job %s: %s", job_id, action)
+    return request, Context(job_id, settings, get_storage(settings), startup, stop,
+                            _progress_updates(job), action)
+
+
+@contextlib.contextmanager
+def _answered(job_id: str):
+    """Every failure as the contract's ``{"error": "<code>: <message>"}``,
+    appended to the answer list the block is given."""
+    answer: list = []
     try:
-        stop.arm()   # the SDK's (or its server's) SIGTERM handler is in place by now
-        settings = load_settings()
-        action, fields = schemas.normalize(job.get("input"))
-        request = schemas.validate(action, fields, settings)
-        log.info("job %s: %s", job_id, action)
-        context = Context(job_id, settings, get_storage(settings), startup, stop,
-                          _progress_updates(job))
-        return ACTIONS[action](request, context)
+        yield answer
     except WorkerError as exc:
         log.warning("job %s: %s", job_id, exc)
-        return exc.to_response()
+        answer.append(exc.to_response())
     except SettingsError as exc:
         log.error("job %s: bad configuration: %s", job_id, exc)
-        return WorkerError(INTERNAL_ERROR, f"the worker is misconfigured: {exc}").to_response()
+        answer.append(WorkerError(INTERNAL_ERROR,
+                                  f"the worker is misconfigured: {exc}").to_response())
     except Exception:  # noqa: BLE001 - the caller gets a code, the log gets the traceback
         log.exception("job %s: unexpected error", job_id)
-        return WorkerError(INTERNAL_ERROR, "unexpected error; the worker log has the "
-                           "details").to_response()
+        answer.append(WorkerError(INTERNAL_ERROR, "unexpected error; the worker log has the "
+                                  "details").to_response())
+
+
+async def async_handler(job: dict, startup=None, stop: Optional[StopSignal] = None,
+                        slots: Optional[asyncio.Semaphore] = None) -> dict:
+    """The handler as RunPod's job loop runs it with concurrency: each job in a
+    thread of its own; generating jobs wait for one of ``slots``, light ones
+    are answered at once."""
+    (stop or StopSignal()).arm()
+    async with _slot(job, slots):
+        return await asyncio.to_thread(handler, job, startup, stop)
+
+
+async def async_stream_handler(job: dict, startup=None, stop: Optional[StopSignal] = None,
+                               slots: Optional[asyncio.Semaphore] = None):
+    """stream_handler the same way: its parts pulled one by one in a thread."""
+    (stop or StopSignal()).arm()
+    parts = stream_handler(job, startup, stop)
+    async with _slot(job, slots):
+        while True:
+            part = await asyncio.to_thread(next, parts, None)
+            if part is None:
+                return
+            yield part
+
+
+def _slot(job: dict, slots: Optional[asyncio.Semaphore]):
+    try:
+        action, _ = schemas.normalize(job.get("input"))
+    except WorkerError:
+        action = None    # refused at once, in the thread
+    return slots if slots is not None and action in GENERATING else contextlib.nullcontext()
 
 
 def _progress_updates(job: dict) -> Optional[Callable[[int, int], None]]:
@@ -156,12 +236,21 @@ def main() -> None:
     runpod.serverless.register_fitness_check(fitness)
     report = model_cache_init.prepare_worker(settings,
                                              preload=lambda: engine.get_model(settings))
-    # One job at a time (no concurrency_modifier). bench/ measured 4 jobs at once
-    # in threads no faster than 1 (generation holds the engine's run lock), and a
-    # worker holding queued tts jobs keeps them from idle workers. The SDK also
-    # runs a sync handler on its event loop, so more would need an async handler.
-    runpod.serverless.start({"handler": functools.partial(handler, startup=report,
-                                                          stop=StopSignal())})
+    runpod.serverless.start(worker_config(settings, report))
+
+
+def worker_config(settings: Settings, report) -> dict:
+    """What the SDK is started with: the async handler (a generator one with
+    STREAMING), and a concurrency of MAX_CONCURRENT_JOBS generating jobs plus
+    two light ones, which the SDK's job loop keeps taking while generation runs."""
+    limit = settings.max_concurrent_jobs or (
+        4 if models.resolve_device(settings.device).startswith("cuda") else 1)
+    bound = dict(startup=report, stop=StopSignal(), slots=asyncio.Semaphore(limit))
+    config = {"concurrency_modifier": lambda current: limit + LIGHT_SLOTS}
+    if settings.streaming:
+        return {**config, "handler": functools.partial(async_stream_handler, **bound),
+                "return_aggregate_stream": True}
+    return {**config, "handler": functools.partial(async_handler, **bound)}
 
 
 if __name__ == "__main__":

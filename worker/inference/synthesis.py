@@ -103,6 +103,42 @@ def reference(loaded: LoadedModel, samples: np.ndarray, rate: int,
         return prepared_reference(loaded, samples, rate, package_ref_text(ref_text))
 
 
+@dataclass(frozen=True)
+class Speech:
+    """A text's chunk plan and the model plans of its chunks."""
+    chunked: ChunkedText
+    plans: list
+    seed: int
+
+
+def plan_speech(loaded: LoadedModel, ref_samples: np.ndarray, ref_rate: int, ref_text: str,
+                text, *, seed: int, speed: float = 1.0, cfg_strength: float = 2.0,
+                max_chunk_seconds: float = DEFAULT_MAX_CHUNK_SECONDS) -> Speech:
+    """The chunks of ``text`` (a PreparedText, or a string) for this reference,
+    and each chunk's model plan."""
+    ref_text = package_ref_text(ref_text)
+    ref = reference(loaded, ref_samples, ref_rate, ref_text)
+    chunked = chunks_for(text, ref_text, ref.seconds, speed, max_chunk_seconds)
+    if not chunked.chunks:
+        raise WorkerError(MODEL_ERROR, "the text has nothing to speak")
+    plans = plan_chunks(loaded, ref, ref_text, [chunk.text for chunk in chunked.chunks],
+                        seed, speed, cfg_strength=cfg_strength)
+    return Speech(chunked, plans, seed)
+
+
+def assemble(loaded: LoadedModel, speech: Speech, waves: list,
+             remove_silence: bool = False) -> Generation:
+    """The chunks' audio joined into the track, with its pauses."""
+    rate = loaded.sample_rate
+    chunks = speech.chunked.chunks
+    joined = track.join(waves, [chunk.pause_after for chunk in chunks],
+                        speech.chunked.lead_pause, rate, remove_silence)
+    chunk_audio = [ChunkAudio(chunk.text, start / rate, end / rate)
+                   for chunk, (start, end) in zip(chunks, joined.spans)]
+    return Generation(joined.samples, rate, chunk_audio, speech.seed, speech.chunked,
+                      joined.settled)
+
+
 def generate(loaded: LoadedModel, ref_samples: np.ndarray, ref_rate: int, ref_text: str,
              text, *, seed: int, speed: float = 1.0, nfe_step: int = 32,
              cfg_strength: float = 2.0, max_chunk_seconds: float = DEFAULT_MAX_CHUNK_SECONDS,
@@ -117,25 +153,15 @@ def generate(loaded: LoadedModel, ref_samples: np.ndarray, ref_rate: int, ref_te
     (it raises to stop a job whose worker is stopping); ``progress(done,
     total)`` after each, in chunks.
     """
-    ref_text = package_ref_text(ref_text)
-    ref = reference(loaded, ref_samples, ref_rate, ref_text)
-    chunked = chunks_for(text, ref_text, ref.seconds, speed, max_chunk_seconds)
-    if not chunked.chunks:
-        raise WorkerError(MODEL_ERROR, "the text has nothing to speak")
-    texts = [chunk.text for chunk in chunked.chunks]
-    plans = plan_chunks(loaded, ref, ref_text, texts, seed, speed, cfg_strength=cfg_strength)
+    speech = plan_speech(loaded, ref_samples, ref_rate, ref_text, text, seed=seed, speed=speed,
+                         cfg_strength=cfg_strength, max_chunk_seconds=max_chunk_seconds)
 
     def done(finished: list, waves: list) -> None:
         if progress is not None:
             progress(sum(wave is not None for wave in waves), len(waves))
 
-    waves = render(loaded, plans, nfe_step, check=check, on_batch=done)
-    rate = loaded.sample_rate
-    joined = track.join(waves, [chunk.pause_after for chunk in chunked.chunks],
-                        chunked.lead_pause, rate, remove_silence)
-    chunk_audio = [ChunkAudio(text, start / rate, end / rate)
-                   for text, (start, end) in zip(texts, joined.spans)]
-    return Generation(joined.samples, rate, chunk_audio, seed, chunked, joined.settled)
+    waves = render(loaded, speech.plans, nfe_step, check=check, on_batch=done)
+    return assemble(loaded, speech, waves, remove_silence)
 
 
 def render(loaded: LoadedModel, plans: list, steps: int, *,

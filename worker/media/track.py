@@ -80,6 +80,18 @@ def join(waves: Sequence[np.ndarray], pauses_after: Sequence[float], lead_pause:
     return Track(np.concatenate(pieces).astype(np.float32), tuple(spans), tuple(settled))
 
 
+def settled(waves: Sequence[np.ndarray], pauses_after: Sequence[float], lead_pause: float,
+            rate: int, complete: bool) -> np.ndarray:
+    """The samples of the first chunks' track that no later chunk can change:
+    all of them when no chunk follows (``complete``) or a pause does; else up
+    to where the next chunk's cross-fade may begin."""
+    samples = join(waves, pauses_after, lead_pause, rate).samples
+    if complete or pauses_after[len(waves) - 1] > 0:
+        return samples
+    # A cross-fade changes at most the last CROSS_FADE_S of what it joins onto.
+    return samples[:max(0, len(samples) - int(CROSS_FADE_S * rate))]
+
+
 def _squeezed(samples: np.ndarray, spans: list, rate: int) -> tuple:
     squeezed, ranges = remove_silences(samples, rate)
     moved = [(int(round(map_time(start / rate, ranges, rate) * rate)),

@@ -54,8 +54,34 @@ def run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage,
     return jobs.with_fresh_urls(storage, stored, settings.presigned_url_expiry)
 
 
+@dataclass
+class Setup:
+    """What a tts job has before it generates: its voice, text and model."""
+    ref: reference.Reference
+    prepared: PreparedText
+    model: object
+    seed: int
+    metrics: Metrics
+    started: float
+
+
 def _run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage,
          tracker: jobs.JobTracker) -> dict:
+    setup = start(request, job_id, settings, storage, tracker)
+    with setup.metrics.stage("inference"):
+        generation = synthesis.generate(
+            setup.model, setup.ref.voice.samples, setup.ref.voice.sample_rate,
+            setup.ref.ref_text, setup.prepared, seed=setup.seed, speed=request.speed,
+            nfe_step=request.nfe_step, cfg_strength=request.cfg_strength,
+            max_chunk_seconds=settings.max_chunk_seconds,
+            remove_silence=request.remove_silence, check=tracker.stop.check,
+            progress=_chunk_progress(tracker))
+    return finish(request, job_id, settings, tracker, setup, generation)
+
+
+def start(request: TtsRequest, job_id: str, settings: Settings, storage: Storage,
+          tracker: jobs.JobTracker) -> Setup:
+    """Reference, text and model, each stage in the record."""
     metrics, started = Metrics(), time.perf_counter()
     # The caller's reference first: a missing voice or a refused URL fails
     # before the model is loaded for nothing.
@@ -72,33 +98,33 @@ def _run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage,
         metrics.model_load = 0.0
     tracker.stage("generating")
     seed = request.seed if request.seed is not None else seed_for(job_id)
-    with metrics.stage("inference"):
-        generation = synthesis.generate(
-            model, ref.voice.samples, ref.voice.sample_rate, ref.ref_text, prepared,
-            seed=seed, speed=request.speed, nfe_step=request.nfe_step,
-            cfg_strength=request.cfg_strength, max_chunk_seconds=settings.max_chunk_seconds,
-            remove_silence=request.remove_silence, check=tracker.stop.check,
-            progress=_chunk_progress(tracker))
+    return Setup(ref, prepared, model, seed, metrics, started)
+
+
+def finish(request: TtsRequest, job_id: str, settings: Settings, tracker: jobs.JobTracker,
+           setup: Setup, generation: synthesis.Generation) -> dict:
+    """Timings, loudness and the files of a generated job; the output to record."""
     timing = None
     if request.return_word_timings:
         tracker.stage("timing")
-        with metrics.stage("timing"):
+        with setup.metrics.stage("timing"):
             times = [(chunk.start, chunk.end) for chunk in generation.chunks]
             timing = timing_output.time_speech(generation.samples, generation.sample_rate,
-                                               prepared, generation.chunked, times, request,
-                                               settings, job_id)
+                                               setup.prepared, generation.chunked, times,
+                                               request, settings, job_id)
     if request.loudness is not None:
         generation.samples = loudness.normalize_loudness(
             generation.samples, generation.sample_rate, request.loudness)
     tracker.stage("uploading")
-    with metrics.stage("upload"):
-        stored = _store(request, job_id, generation, ref, prepared, timing, tracker,
-                        model.numerics())
-    metrics.total = time.perf_counter() - started
+    with setup.metrics.stage("upload"):
+        stored = _store(request, job_id, generation, setup.ref, setup.prepared, timing,
+                        tracker, setup.model.numerics())
+    metrics = setup.metrics
+    metrics.total = time.perf_counter() - setup.started
     metrics.rtf = metrics.inference / max(stored["duration"], 1e-6)
     stored["metrics"] = metrics.rounded()
     log.info("job %s: done, %.2f s audio, seed %d, metrics %s", job_id, stored["duration"],
-             seed, stored["metrics"])
+             setup.seed, stored["metrics"])
     return stored
 
 

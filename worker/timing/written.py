@@ -26,6 +26,15 @@ def written_words(prepared: PreparedText, chunked: ChunkedText,
                         tuple(groups))
 
 
+def words_of_chunks(prepared: PreparedText, chunked: ChunkedText) -> List[List[str]]:
+    """The written words each chunk says (a word over several chunks goes with
+    the first; a word said by nothing with the word before it)."""
+    words: List[List[str]] = [[] for _ in chunked.chunks]
+    for word, (first, _) in zip(prepared.words, _owners(prepared, chunked)):
+        words[first].append(word.text)
+    return words
+
+
 def _owners(prepared: PreparedText, chunked: ChunkedText) -> List[Tuple[int, int]]:
     """Per written word, the first and last chunk that says it; words said by
     nothing stay with the word before them (or the first chunk)."""

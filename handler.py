@@ -125,12 +125,13 @@ def stream_handler(job: dict, startup: Optional[model_cache_init.StartupReport] 
         return
     for part in tts_stream.stream(request, job_id, context.settings, context.storage,
                                   context.stop, context.notify):
-        yield part
         if part.get("refresh_worker"):
-            # The SDK ignores refresh_worker from a generator: stop this worker
-            # the way RunPod would, once the records are written (they are).
+            # The SDK ignores refresh_worker from a generator (and reads no further
+            # than an error): stop this worker the way RunPod would. The records
+            # are written; the SDK's loop posts this last part, then exits.
             log.error("job %s: the GPU is broken; this worker stops", job_id)
             os.kill(os.getpid(), signal.SIGTERM)
+        yield part
 
 
 def _parse(job: dict, startup, stop) -> tuple:

@@ -212,7 +212,7 @@ def _prepare(worker, example: Example) -> dict:
     else:
         _ensure_voice(worker, "narrator")
     payload = dict(example.payload)
-    if action == "tts" and "nfe_step" not in payload:
+    if action in ("tts", "script") and "nfe_step" not in payload:
         payload["nfe_step"] = 4   # speed only: a valid value, same code path
     return payload
 

@@ -211,3 +211,69 @@ def test_the_scheduler_shares_batches_between_jobs_and_sends_a_first_chunk_alone
     assert first.waves == ["A0", "A1", "A2"] and other_steps.waves == ["C0"]
     # a0 goes without a1 and a2, with the other job's chunks; steps never mix.
     assert batches == [["z0"], ["a0", "b0", "b1"], ["a1", "a2"], ["c0"]]
+
+
+class _Plan:
+    def __init__(self, name, frames=10):
+        self.text, self.frames = name, frames
+
+
+def test_a_job_that_stops_leaves_the_others_in_its_batches_whole():
+    import threading
+
+    from worker.inference.scheduler import Scheduler
+
+    gate, entered = threading.Event(), threading.Event()
+
+    def run(plans, steps):
+        entered.set()
+        gate.wait(timeout=30)
+        return [plan.text.upper() for plan in plans]
+
+    scheduler = Scheduler(run, lambda: (2, 1000))
+    blocker = scheduler.submit([_Plan("z0")], 4)
+    assert entered.wait(timeout=30)
+    quitter = scheduler.submit([_Plan("q0"), _Plan("q1"), _Plan("q2")], 4)
+    stayer = scheduler.submit([_Plan("s0"), _Plan("s1"), _Plan("s2")], 4)
+
+    def stopping():
+        raise RuntimeError("this job's worker is stopping")
+
+    gate.set()
+    with pytest.raises(RuntimeError):
+        for _ in scheduler.results(quitter, check=stopping):
+            pass
+    list(scheduler.results(blocker))
+    list(scheduler.results(stayer))
+    assert stayer.waves == ["S0", "S1", "S2"]
+    assert None in quitter.waves   # its later plans were dropped, not run
+
+
+def test_a_broken_batch_fails_every_job_it_touched_with_refresh_worker():
+    import threading
+
+    from worker.core.errors import MODEL_ERROR, WorkerError
+    from worker.inference.scheduler import Scheduler
+
+    gate, entered = threading.Event(), threading.Event()
+
+    def run(plans, steps):
+        entered.set()
+        gate.wait(timeout=30)
+        if any(plan.text == "b0" for plan in plans):
+            raise WorkerError(MODEL_ERROR, "the GPU failed", refresh_worker=True)
+        return [plan.text for plan in plans]
+
+    scheduler = Scheduler(run, lambda: (4, 1000))
+    blocker = scheduler.submit([_Plan("z0")], 4)
+    assert entered.wait(timeout=30)
+    first = scheduler.submit([_Plan("a0")], 4)
+    second = scheduler.submit([_Plan("b0")], 4)
+    later = scheduler.submit([_Plan("c0")], 8)    # another step count: another batch
+    gate.set()
+    for ticket in (first, second):
+        with pytest.raises(WorkerError) as failed:
+            list(scheduler.results(ticket))
+        assert failed.value.refresh_worker
+    list(scheduler.results(blocker))
+    assert [group for group in scheduler.results(later)] == [[0]] and later.waves == ["c0"]

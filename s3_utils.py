@@ -200,18 +200,23 @@ class LocalStorage(Storage):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
 
+    # Other workers share the folder: a file seen a moment ago may be gone
+    # (replaced or deleted) by the time it is read; that reads as missing.
     def download_file(self, key, path):
-        source = self._path(key)
-        if not source.is_file():
+        try:
+            shutil.copyfile(self._path(key), path)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return False
-        shutil.copyfile(source, path)
         return True
 
     def head(self, key):
         path = self._path(key)
+        try:
+            stat = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
         if not path.is_file():
             return None
-        stat = path.stat()
         return ObjectInfo(key, stat.st_size, stat.st_mtime)
 
     def list(self, prefix):
@@ -227,7 +232,10 @@ class LocalStorage(Storage):
             if path.is_file() and not path.name.startswith(".tmp-"):
                 key = path.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
-                    stat = path.stat()
+                    try:
+                        stat = path.stat()
+                    except FileNotFoundError:
+                        continue   # deleted since the walk saw it
                     yield ObjectInfo(key, stat.st_size, stat.st_mtime)
 
     def delete(self, keys):

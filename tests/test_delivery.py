@@ -201,7 +201,7 @@ def test_the_image_is_pushed_from_main_and_version_tags_only():
 
 def test_every_copied_file_exists_and_reaches_the_build_context():
     files = copied_files(dockerfile())
-    assert {"handler.py", "pyproject.toml", "uv.lock", "worker/schemas.py"} <= set(files)
+    assert {"handler.py", "pyproject.toml", "uv.lock", "worker/schemas/__init__.py"} <= set(files)
     patterns = dockerignore_patterns()
     for name in files:
         assert dockerignore_allows(name, patterns), f".dockerignore excludes {name}"

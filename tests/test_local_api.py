@@ -31,3 +31,20 @@ def test_run_then_status_produces_audio(local_api):
     # Presigned URLs and handler outputs stay out of the log at the default level.
     log_text = log_path.read_text()
     assert output["audio_url"] not in log_text
+
+
+def test_the_text_front_end_through_the_local_api(local_api):
+    base, _, _ = local_api
+    job = {"input": {"text": "It is 10:30. [pause:1s] We paid $45.", "seed": 3, "nfe_step": 4,
+                     "return_word_timings": True, "timing_method": "google",
+                     "timing_inline": True}}
+    done = requests.post(f"{base}/runsync", json=job, timeout=300).json()
+    assert done["status"] == "COMPLETED", done
+    output = done["output"]
+    assert output["spoken_text"] == ("It is ten thirty. [pause:1s] "
+                                     "We paid forty-five dollars.")
+    assert [w["word"] for w in output["word_timings"]] == ["It", "is", "10:30.", "We", "paid",
+                                                          "$45."]
+    bad = requests.post(f"{base}/runsync", json={"input": {"text": "[pause:1s] !!"}},
+                        timeout=60).json()
+    assert bad["status"] == "FAILED" and bad["error"].startswith("invalid_input: text")

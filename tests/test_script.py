@@ -154,6 +154,7 @@ def _record(storage_dir, job_id):
         return None
 
 
+@pytest.mark.slow
 def test_a_killed_script_job_resumes_with_only_what_was_not_stored(
         tts_worker, tmp_path, model_calls, monkeypatch):
     """A real process, killed (SIGKILL) once some batches are stored; delivered
@@ -193,6 +194,7 @@ def test_a_killed_script_job_resumes_with_only_what_was_not_stored(
     assert fetch(uninterrupted["audio_url"]) == fetch(resumed["audio_url"])
 
 
+@pytest.mark.slow
 def test_status_shows_progress_from_another_process(tts_worker):
     lines = [{"text": f"Progress line {n}, long enough to take a moment."} for n in range(20)]
     job = {"id": "progress-1", "input": {"action": "script", "segments": lines, "nfe_step": 4}}
@@ -295,6 +297,7 @@ def test_a_script_through_the_local_api(local_api):
     assert missing["status"] == "FAILED" and missing["error"].startswith("not_found:")
 
 
+@pytest.mark.slow
 def test_runpod_receives_the_same_progress_in_its_job_loop(tts_worker, tmp_path):
     """The SDK's own job loop against a local stand-in for RunPod's queue: the
     progress updates it posts are the numbers the record shows."""

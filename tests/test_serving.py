@@ -109,6 +109,7 @@ def test_stream_where_it_cannot_be(tts_worker, monkeypatch, extra, fragment):
     assert out["error"].startswith("invalid_input:") and fragment in out["error"], out
 
 
+@pytest.mark.slow
 def test_a_broken_gpu_mid_stream_fails_the_job_and_the_worker_exits(tts_worker, tmp_path):
     """The SDK ignores refresh_worker from a generator: the worker writes its
     records, ends the stream with the error, and stops itself. (The broken
@@ -131,6 +132,7 @@ def test_a_broken_gpu_mid_stream_fails_the_job_and_the_worker_exits(tts_worker, 
     assert status["status"] == "FAILED" and status["error"].startswith("model_error")
 
 
+@pytest.mark.slow
 def test_four_jobs_at_once_are_each_the_bytes_of_the_job_alone(tts_worker, tmp_path,
                                                                   monkeypatch):
     jobs = {f"many-{n}": {"text": text, "seed": 100 + n, "nfe_step": 4}
@@ -155,6 +157,7 @@ def test_four_jobs_at_once_are_each_the_bytes_of_the_job_alone(tts_worker, tmp_p
             job_id
 
 
+@pytest.mark.slow
 def test_a_light_action_is_answered_while_a_long_job_runs(tts_worker, tmp_path):
     with JobQueue() as queue:
         queue.put("long-1", {"text": LONG * 2, "seed": 1, "nfe_step": 8})

@@ -77,6 +77,7 @@ def assert_stopped(env: dict, job_id: str) -> None:
     assert job_files(env, job_id) == ["job.json"]   # nothing half-written is left
 
 
+@pytest.mark.slow
 def test_sigterm_in_the_sdk_job_loop_fails_the_job_retryably(worker_env, tmp_path):
     with JobQueue() as queue:
         queue.put("loop-1", LONG_JOB)
@@ -98,6 +99,7 @@ def test_sigterm_in_the_sdk_job_loop_fails_the_job_retryably(worker_env, tmp_pat
         assert "the worker stopped (SIGTERM)" in queue.results["loop-1"]["error"]
 
 
+@pytest.mark.slow
 def test_sigterm_under_the_local_api_fails_the_job_before_exiting(worker_env, tmp_path):
     port = _free_port()
     env = {**os.environ, **worker_env}
@@ -126,6 +128,7 @@ def test_sigterm_under_the_local_api_fails_the_job_before_exiting(worker_env, tm
         assert "the worker stopped (SIGTERM)" in answers[0]["error"]
 
 
+@pytest.mark.slow
 def test_a_killed_worker_leaves_a_record_that_status_reports_stale(worker_env, tmp_path,
                                                                    monkeypatch):
     job = json.dumps({"id": "killed-1", "input": LONG_JOB})

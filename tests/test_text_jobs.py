@@ -195,3 +195,18 @@ def test_5000_characters_without_punctuation(tts_worker):
     assert_every_word_once(out, text.split())
     # Cut into chunks the model can take: no single chunk of the whole text.
     assert out["duration"] > 60
+
+
+def test_loudness_of_a_tts_job_measured_by_ffmpeg(tts_worker, tmp_path):
+    import re
+    import subprocess
+
+    out = tts_worker({"text": "A line read loud enough for a podcast, and no louder.",
+                      "seed": 2, "nfe_step": 4, "loudness": -14.0})
+    path = tmp_path / "loud.wav"
+    path.write_bytes(fetch(out["audio_url"]))
+    meter = subprocess.run(["ffmpeg", "-nostats", "-i", str(path), "-af", "ebur128=peak=true",
+                            "-f", "null", "-"], capture_output=True, text=True, check=True)
+    summary = meter.stderr[meter.stderr.rindex("Summary:"):]
+    assert abs(float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1)) + 14.0) <= 1.0
+    assert float(re.search(r"Peak:\s+(-?[\d.]+) dBFS", summary).group(1)) <= -1.0

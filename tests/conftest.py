@@ -205,42 +205,57 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def local_api(tmp_path, tiny_models):
-    """``python handler.py --rp_serve_api`` on a free port, with local storage and the
-    tiny models; yields (base_url, env). The server is stopped afterwards."""
+def start_local_api(env: dict, log_path: Path):
+    """``python handler.py --rp_serve_api`` on a free port with ``env`` (added to
+    this process's environment); returns (process, base URL) once it answers."""
     import subprocess
     import time
 
     import requests
 
     port = _free_port()
-    env = {**os.environ, **tiny_models, "STORAGE_BACKEND": "local", "DEVICE": "cpu",
-           "LOCAL_STORAGE_DIR": str(tmp_path / "storage"), "LAZY_INSTALL": "off"}
-    for name in ("S3_BUCKET", "AWS_ENDPOINT_URL", "DEFAULT_VOICE"):
-        env.pop(name, None)
-    log_path = tmp_path / "server.log"
+    full = {**os.environ, **env}
+    for name in ("S3_BUCKET", "AWS_ENDPOINT_URL", "DEFAULT_VOICE", "RUNPOD_WEBHOOK_GET_JOB"):
+        if name not in env:
+            full.pop(name, None)
     with open(log_path, "wb") as log_file:
         server = subprocess.Popen(
             [sys.executable, "handler.py", "--rp_serve_api", "--rp_api_host", "127.0.0.1",
-             "--rp_api_port", str(port)], cwd=ROOT, env=env, stdout=log_file,
+             "--rp_api_port", str(port)], cwd=ROOT, env=full, stdout=log_file,
             stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                requests.get(base + "/docs", timeout=2)
-                break
-            except requests.ConnectionError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("local API did not start:\n"
-                                       + log_path.read_text()) from None
-                time.sleep(0.3)
-        yield base, env, log_path
-    finally:
-        server.terminate()
+    deadline = time.monotonic() + 120
+    while True:
         try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+            requests.get(base + "/docs", timeout=2)
+            return server, base
+        except requests.ConnectionError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError("local API did not start:\n"
+                                   + log_path.read_text()) from None
+            time.sleep(0.3)
+
+
+def stop_local_api(server) -> None:
+    import subprocess
+
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+@pytest.fixture
+def local_api(tmp_path, tiny_models):
+    """The SDK's local API with local storage and the tiny models; yields
+    (base_url, env, log_path). The server is stopped afterwards."""
+    env = {**tiny_models, "STORAGE_BACKEND": "local", "DEVICE": "cpu",
+           "LOCAL_STORAGE_DIR": str(tmp_path / "storage"), "LAZY_INSTALL": "off"}
+    log_path = tmp_path / "server.log"
+    server, base = start_local_api(env, log_path)
+    try:
+        yield base, {**os.environ, **env}, log_path
+    finally:
+        stop_local_api(server)

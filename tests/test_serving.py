@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -18,7 +16,7 @@ import pytest
 import requests
 import soundfile
 
-from tests.conftest import _free_port
+from tests.conftest import start_local_api, stop_local_api
 from tests.job_queue import JobQueue, start_worker, stop
 from tests.test_voices import fetch
 
@@ -35,31 +33,14 @@ def pcm(url: str) -> np.ndarray:
 
 @pytest.fixture
 def streaming_api(tmp_path, tiny_models):
-    port = _free_port()
-    env = {**os.environ, **tiny_models, "STORAGE_BACKEND": "local", "DEVICE": "cpu",
+    env = {**tiny_models, "STORAGE_BACKEND": "local", "DEVICE": "cpu",
            "LOCAL_STORAGE_DIR": str(tmp_path / "storage"), "LAZY_INSTALL": "off",
            "STREAMING": "true"}
-    env.pop("RUNPOD_WEBHOOK_GET_JOB", None)
-    with open(tmp_path / "api.log", "wb") as log_file:
-        server = subprocess.Popen(
-            [sys.executable, "handler.py", "--rp_serve_api", "--rp_api_host", "127.0.0.1",
-             "--rp_api_port", str(port)], cwd=ROOT, env=env, stdout=log_file,
-            stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_local_api(env, tmp_path / "api.log")
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                requests.get(base + "/docs", timeout=2)
-                break
-            except requests.ConnectionError:
-                assert server.poll() is None and time.monotonic() < deadline, \
-                    (tmp_path / "api.log").read_text()
-                time.sleep(0.3)
         yield base, env
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_local_api(server)
 
 
 def test_streamed_parts_join_exactly_into_the_final_audio(streaming_api, tts_worker):

@@ -101,17 +101,11 @@ def test_sigterm_in_the_sdk_job_loop_fails_the_job_retryably(worker_env, tmp_pat
 
 @pytest.mark.slow
 def test_sigterm_under_the_local_api_fails_the_job_before_exiting(worker_env, tmp_path):
-    port = _free_port()
-    env = {**os.environ, **worker_env}
-    env.pop("RUNPOD_WEBHOOK_GET_JOB", None)
-    with open(tmp_path / "api.log", "wb") as log_file:
-        server = subprocess.Popen(
-            [sys.executable, "handler.py", "--rp_serve_api", "--rp_api_host", "127.0.0.1",
-             "--rp_api_port", str(port)], cwd=ROOT, env=env, stdout=log_file,
-            stderr=subprocess.STDOUT)
-    base, answers = f"http://127.0.0.1:{port}", []
+    from tests.conftest import start_local_api
+
+    server, base = start_local_api(worker_env, tmp_path / "api.log")
+    answers = []
     try:
-        wait_until(lambda: _up(base), "the local API", process=server)
         sender = threading.Thread(target=lambda: answers.append(_runsync(base)), daemon=True)
         sender.start()
         wait_until(lambda: _api_job_generating(worker_env), "generating", process=server)
@@ -176,22 +170,6 @@ def test_a_job_started_after_the_stop_signal_fails_at_once_and_runs_when_sent_ag
     again = tts_worker(job, job_id="late-1")
     assert again["status"] == "COMPLETED", again
     assert tts_worker({"action": "status", "job_id": "late-1"})["status"] == "COMPLETED"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _up(base: str) -> bool:
-    try:
-        requests.get(base + "/docs", timeout=2)
-        return True
-    except requests.ConnectionError:
-        return False
 
 
 def _runsync(base: str):

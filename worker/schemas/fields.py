@@ -77,6 +77,22 @@ def base64_size(value: Optional[str], limit: int, what: str) -> Optional[str]:
     return value
 
 
+def base64_field(name: str):
+    """The validator of a base64 audio field: at most MAX_UPLOAD_BYTES decoded."""
+    def check(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        return base64_size(value, settings_of(info).max_upload_bytes, name)
+    return field_validator(name)(check)
+
+
+def one_source(url: str, b64: str):
+    """The model validator of audio given by URL or as base64: exactly one."""
+    def check(self):
+        if bool(getattr(self, url)) == bool(getattr(self, b64)):
+            raise PydanticCustomError("source", f"give exactly one of {url} or {b64}")
+        return self
+    return model_validator(mode="after")(check)
+
+
 class Request(BaseModel):
     # strict: "1.0" is not a number and "true" is not a boolean; ints still pass as floats.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)

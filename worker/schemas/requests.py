@@ -21,10 +21,11 @@ from worker.schemas.fields import (
     TextFields,
     TimingFields,
     VoiceFields,
-    base64_size,
+    base64_field,
     blank_to_none,
     checked_text,
     lower,
+    one_source,
     pronunciation_table,
     settings_of,
     strip_wav,
@@ -77,16 +78,8 @@ class UploadRequest(Request):
     _pronunciations = field_validator("pronunciations", mode="before")(pronunciation_table)
     _ref_text = field_validator("ref_text")(blank_to_none)
 
-    @field_validator("voice_base64")
-    @classmethod
-    def _base64_size(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
-        return base64_size(value, settings_of(info).max_upload_bytes, "voice_base64")
-
-    @model_validator(mode="after")
-    def _one_source(self):
-        if bool(self.voice_url) == bool(self.voice_base64):
-            raise PydanticCustomError("source", "give exactly one of voice_url or voice_base64")
-        return self
+    _base64_size = base64_field("voice_base64")
+    _one_source = one_source("voice_url", "voice_base64")
 
 
 class VoiceRequest(Request):

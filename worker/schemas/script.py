@@ -17,10 +17,11 @@ from worker.schemas.fields import (
     TextFields,
     TimingFields,
     VoiceFields,
-    base64_size,
+    base64_field,
     blank_to_none,
     checked_text,
     limit_error,
+    one_source,
     settings_of,
     strip_wav,
 )
@@ -92,13 +93,5 @@ class AlignRequest(TextFields, TimingFields):
     def _text_bounds(cls, value: str, info: ValidationInfo) -> str:
         return checked_text(value, settings_of(info).max_script_chars, pauses_allowed=False)
 
-    @field_validator("audio_base64")
-    @classmethod
-    def _base64_size(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
-        return base64_size(value, settings_of(info).max_upload_bytes, "audio_base64")
-
-    @model_validator(mode="after")
-    def _one_source(self):
-        if bool(self.audio_url) == bool(self.audio_base64):
-            raise PydanticCustomError("source", "give exactly one of audio_url or audio_base64")
-        return self
+    _base64_size = base64_field("audio_base64")
+    _one_source = one_source("audio_url", "audio_base64")

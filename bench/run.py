@@ -8,11 +8,10 @@ the same reference (the clip and transcript the f5-tts package ships), text,
 ``nfe_step`` and seed, in one process, interleaved A B A B after one warm-up
 run each. A is ``f5_tts.api.F5TTS(...).infer(...)``; B is ``handler.handler``
 with local storage in a temp folder. Ratios are B / A, pair by pair; the table
-shows their median. Also measured: ``status`` latency, cold start
-(``handler.py --test_input`` in a fresh process) and jobs per minute with 1 and
-4 jobs running at once in threads, as RunPod's concurrency_modifier would run
-them. Writes the table to stdout and everything to ``--out`` as JSON (after
-each part, so an interrupted run keeps what it measured).
+shows their median. Also measured: ``status`` latency and cold start
+(``handler.py --test_input`` in a fresh process); concurrent jobs are
+bench/concurrency.py's. Writes the table to stdout and everything to ``--out``
+as JSON (after each part, so an interrupted run keeps what it measured).
 """
 from __future__ import annotations
 
@@ -28,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -53,8 +51,6 @@ LONG_TEXT = " ".join([
     "Still he kept the lamp burning through every night of wind and rain and long bitter cold.",
     "When he finally retired the villagers gathered on the shore to thank him for all his work.",
 ])
-# Short jobs for the concurrency measurement: many of them, quickly.
-CONCURRENCY_TEXT = "Hello there, this is a quick test."
 
 
 @dataclass
@@ -218,35 +214,6 @@ def measure_cold_start(env: dict, nfe: int) -> dict:
     return {"wall_s": wall, "text": SHORT_TEXT}
 
 
-def measure_concurrency(levels: list, jobs: int, nfe: int, serialized: bool = True) -> dict:
-    """Jobs per minute with ``level`` jobs at once, each thread calling the handler."""
-    import handler
-    from worker.inference import synthesis
-
-    results = {}
-    for level in levels:
-        lock = synthesis._RUN_LOCK
-        if not serialized:
-            synthesis._RUN_LOCK = contextlib.nullcontext()  # experiment only
-        try:
-            started = time.perf_counter()
-            with ThreadPoolExecutor(max_workers=level) as pool:
-                outs = list(pool.map(lambda i, level=level: handler.handler({
-                    "id": f"conc-{level}-{serialized}-{i}",
-                    "input": {"text": CONCURRENCY_TEXT, "nfe_step": nfe, "seed": SEED + i}}),
-                    range(jobs)))
-            wall = time.perf_counter() - started
-        finally:
-            synthesis._RUN_LOCK = lock
-        failed = [out["error"] for out in outs if "error" in out]
-        if failed:
-            raise RuntimeError(f"concurrent jobs failed: {failed[:2]}")
-        results[str(level)] = {"jobs": jobs, "wall_s": wall, "jobs_per_minute": 60 * jobs / wall}
-        log.info("concurrency %d (%s): %.2f jobs/min", level,
-                 "engine lock" if serialized else "no engine lock", 60 * jobs / wall)
-    return results
-
-
 def render_table(results: dict) -> str:
     lines = [f"F5-TTS benchmark: {results['device']} ({results['device_name']}), "
              f"NFE {results['nfe']}, torch {results['torch']}, {results['threads']} threads, "
@@ -269,10 +236,6 @@ def render_table(results: dict) -> str:
     if "cold_start" in results:
         lines.append(f"cold start (handler.py --test_input, short text): "
                      f"{results['cold_start']['wall_s']:.1f} s")
-    for label, levels in results.get("concurrency", {}).items():
-        shown = ", ".join(f"{level} at once: {v['jobs_per_minute']:.2f}"
-                          for level, v in levels.items())
-        lines.append(f"jobs/min ({label}): {shown}")
     lines.append("\nratio = worker / official wall time, median of the pairs; overhead = "
                  "worker time outside inference, share of its total")
     return "\n".join(lines)
@@ -312,14 +275,9 @@ def parse_args(argv: Optional[list] = None):
     parser.add_argument("--repeats", type=int, default=3, help="A B pairs of the short case")
     parser.add_argument("--long-repeats", type=int, default=2, help="A B pairs of the long case")
     parser.add_argument("--status-calls", type=int, default=50)
-    parser.add_argument("--concurrency-jobs", type=int, default=4,
-                        help="jobs per concurrency level (0 skips the measurement)")
     parser.add_argument("--compile", action="store_true",
                         help="the worker with TORCH_COMPILE=true (compiled at load)")
-    parser.add_argument("--concurrency-unlocked", action="store_true",
-                        help="experiment: also 4 jobs at once without the engine's run lock")
-    parser.add_argument("--skip", default="", help="comma list of: short,long,status,cold,"
-                        "concurrency")
+    parser.add_argument("--skip", default="", help="comma list of: short,long,status,cold")
     parser.add_argument("--max-batch-chunks", type=int, default=None,
                         help="experiment: chunks per batch in the worker (1 = one by one)")
     parser.add_argument("--models", type=Path, default=ROOT / "bench/out/models")
@@ -337,13 +295,6 @@ def run_parts(args, results: dict, env: dict, official: Callable, worker: Worker
             write(results, args.out)
     if "status" not in skip:
         results["status"] = measure_status(worker.last_job_id, args.status_calls)
-    if "concurrency" not in skip and args.concurrency_jobs > 0:
-        results["concurrency"] = {
-            "engine lock (shipped)": measure_concurrency([1, 4], args.concurrency_jobs, args.nfe)}
-        if args.concurrency_unlocked:
-            results["concurrency"]["no engine lock (experiment)"] = measure_concurrency(
-                [4], args.concurrency_jobs, args.nfe, serialized=False)
-        write(results, args.out)
     if "cold" not in skip:
         results["cold_start"] = measure_cold_start(env, args.nfe)
 

@@ -157,6 +157,7 @@ def test_audio_outside_the_accepted_length(local_worker, spoken, monkeypatch):
     assert out["error"].startswith("payload_too_large: text has")
 
 
+@pytest.mark.slow
 def test_align_through_the_local_api(local_api, spoken):
     base, _, _ = local_api
     job = {"input": {"action": "align", "text": TEXT, "timing_method": "google",

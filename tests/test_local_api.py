@@ -1,6 +1,7 @@
 """End to end: the SDK's own local API (``handler.py --rp_serve_api``) over HTTP."""
 from __future__ import annotations
 
+import pytest
 import requests
 
 from tests.test_voices import fetch
@@ -33,6 +34,7 @@ def test_run_then_status_produces_audio(local_api):
     assert output["audio_url"] not in log_text
 
 
+@pytest.mark.slow
 def test_the_text_front_end_through_the_local_api(local_api):
     base, _, _ = local_api
     job = {"input": {"text": "It is 10:30. [pause:1s] We paid $45.", "seed": 3, "nfe_step": 4,

@@ -277,6 +277,7 @@ def test_a_target_duration_whose_text_does_not_fit_one_chunk(tts_worker):
     assert out["error"].startswith("invalid_input: segments[0]: text does not fit one chunk")
 
 
+@pytest.mark.slow
 def test_a_script_through_the_local_api(local_api):
     import requests
 

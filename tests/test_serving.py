@@ -43,6 +43,7 @@ def streaming_api(tmp_path, tiny_models):
         stop_local_api(server)
 
 
+@pytest.mark.slow
 def test_streamed_parts_join_exactly_into_the_final_audio(streaming_api, tts_worker):
     base, _ = streaming_api
     job = {"input": {"text": LONG, "seed": 21, "nfe_step": 4, "stream": True}}

@@ -39,6 +39,7 @@ def tiny_aligner(tmp_path, monkeypatch):
     monkeypatch.setenv("NLTK_DATA", str(build_punkt(tmp_path / "nltk_data")))
 
 
+@pytest.mark.slow
 def test_smoke_script_against_the_local_api(tiny_aligner, local_api, tmp_path):
     base, _, _ = local_api
     out = tmp_path / "out"

@@ -203,6 +203,7 @@ def _handler_in_fresh_process(env: dict, payload: dict) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_status_during_and_after_a_job_from_another_process(tts_worker):
     """The job runs in its own process (handler.py --test_input); this process
     reads its record without any shared memory."""

@@ -237,6 +237,7 @@ def _race_and_check(env: dict, plain: bool, clip) -> None:
                                            if r >= NO_OVERWRITE_ROUNDS])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("plain", [False, True], ids=["if-none-match", "no-conditional-writes"])
 def test_concurrent_uploads_on_s3(s3_env, clean_env, atomic_moto, clip, plain):
     _race_and_check(s3_env, plain, clip)

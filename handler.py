@@ -121,7 +121,9 @@ def stream_handler(job: dict, startup: Optional[model_cache_init.StartupReport] 
         return
     request, context = parsed[0]
     if context.action != "tts" or not request.stream:
-        yield handler(job, startup, context.stop)
+        with _answered(job_id) as answer:      # validated once, above
+            answer.append(ACTIONS[context.action](request, context))
+        yield answer[-1]
         return
     for part in tts_stream.stream(request, job_id, context.settings, context.storage,
                                   context.stop, context.notify):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -35,10 +34,10 @@ from bench.harness import (
     WARM_UP_ID,
     CpuLoad,
     add_tiny_option,
+    finish,
     log,
     median,
     session,
-    write,
 )
 from bench.run import ROOT
 from bench.script import LINES
@@ -162,10 +161,7 @@ def main(argv: Optional[list] = None) -> dict:
     with session("concurrency", args.tiny) as bench:
         results = {"nfe": NFE, "warm_up_s": bench.warm_up()}
         results["case"] = asyncio.run(measure(bench, args.jobs, args.rounds, args.poll))
-    results["elapsed_s"] = time.perf_counter() - started
-    write(results, args.out)
-    sys.stdout.write(render(results) + "\n")
-    return results
+    return finish(results, started, args.out, render)
 
 
 if __name__ == "__main__":

@@ -167,3 +167,12 @@ def add_tiny_option(parser) -> None:
 def write(results: dict, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
+
+
+def finish(results: dict, started: float, out: Path, render) -> dict:
+    """The run's elapsed time into ``results``, the JSON to ``out``, the rendered
+    summary to stdout."""
+    results["elapsed_s"] = time.perf_counter() - started
+    write(results, out)
+    sys.stdout.write(render(results) + "\n")
+    return results

@@ -17,7 +17,6 @@ same against 30 times their median, and resubmit / first run (median).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -29,10 +28,10 @@ from bench.harness import (
     CpuLoad,
     Timed,
     add_tiny_option,
+    finish,
     log,
     median,
     session,
-    write,
 )
 from bench.run import ROOT
 
@@ -142,10 +141,7 @@ def main(argv: Optional[list] = None) -> dict:
     with session("script", args.tiny) as bench:
         results = {"nfe": NFE, "warm_up_s": bench.warm_up()}
         results["case"] = measure(bench, args.segments, args.resubmits)
-    results["elapsed_s"] = time.perf_counter() - started
-    write(results, args.out)
-    sys.stdout.write(render(results) + "\n")
-    return results
+    return finish(results, started, args.out, render)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -30,11 +29,11 @@ from bench.harness import (
     VOICE_TEXT,
     CpuLoad,
     add_tiny_option,
+    finish,
     log,
     median,
     session,
     voice_upload,
-    write,
 )
 from bench.run import ROOT
 
@@ -140,10 +139,7 @@ def main(argv: Optional[list] = None) -> dict:
         os.environ["STREAMING"] = "true"
         results = {"nfe": NFE, "text": TEXT, "warm_up_s": bench.warm_up()}
         results["case"] = measure(bench, args.pairs)
-    results["elapsed_s"] = time.perf_counter() - started
-    write(results, args.out)
-    sys.stdout.write(render(results) + "\n")
-    return results
+    return finish(results, started, args.out, render)
 
 
 if __name__ == "__main__":

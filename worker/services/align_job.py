@@ -29,10 +29,8 @@ MIN_ALIGN_SECONDS = 0.5
 def run(request: AlignRequest, job_id: str, settings: Settings, storage: Storage,
         stop: Optional[StopSignal] = None) -> dict:
     """Run one align job under its record; a re-delivered finished job is answered as is."""
-    tracker = jobs.JobTracker(storage, job_id, settings.job_heartbeat_seconds, stop)
-    stored = jobs.run_tracked(
-        tracker, lambda tracker: _run(request, job_id, settings, tracker), job_id)
-    return jobs.with_fresh_urls(storage, stored, settings.presigned_url_expiry)
+    return jobs.run_job(lambda tracker: _run(request, job_id, settings, tracker),
+                        job_id, settings, storage, stop)
 
 
 def _run(request: AlignRequest, job_id: str, settings: Settings,

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Callable, Optional
 
 from s3_utils import Storage, content_type_for
+from settings import Settings
 from worker.core import keys
 from worker.core.errors import INTERNAL_ERROR, INVALID_INPUT, JOB_FAILED, NOT_FOUND, WorkerError
 from worker.core.stopping import StopSignal
@@ -212,6 +213,16 @@ def run_tracked(tracker: JobTracker, work: Callable[[JobTracker], dict], job_id:
                      retryable=True)
         raise
     return stored
+
+
+def run_job(work: Callable[[JobTracker], dict], job_id: str, settings: Settings,
+            storage: Storage, stop: Optional[StopSignal] = None, notify=None) -> dict:
+    """Run one job's ``work`` under its record (heartbeat, stages, the final
+    record) and answer with fresh URLs; a re-delivered finished job is answered
+    as is."""
+    tracker = JobTracker(storage, job_id, settings.job_heartbeat_seconds, stop, notify)
+    stored = run_tracked(tracker, work, job_id)
+    return with_fresh_urls(storage, stored, settings.presigned_url_expiry)
 
 
 def status(storage: Storage, job_id: str, stale_after: Optional[float] = None) -> dict:

@@ -48,10 +48,8 @@ class Metrics:
 def run(request: TtsRequest, job_id: str, settings: Settings, storage: Storage,
         stop: Optional[StopSignal] = None, notify=None) -> dict:
     """Run one tts job and keep its record; a re-delivered finished job is answered as is."""
-    tracker = jobs.JobTracker(storage, job_id, settings.job_heartbeat_seconds, stop, notify)
-    stored = jobs.run_tracked(
-        tracker, lambda tracker: _run(request, job_id, settings, storage, tracker), job_id)
-    return jobs.with_fresh_urls(storage, stored, settings.presigned_url_expiry)
+    return jobs.run_job(lambda tracker: _run(request, job_id, settings, storage, tracker),
+                        job_id, settings, storage, stop, notify)
 
 
 @dataclass
